@@ -1,0 +1,31 @@
+# GoChat: `make run` brings the whole system up; `make test` runs every test.
+VENV := .venv
+PY := $(VENV)/bin/python
+PYTHON ?= python3
+
+.PHONY: venv run test lint services clean
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements.txt
+	bash scripts/ensure-os-deps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	touch $@
+
+run: venv
+	bash scripts/run.sh
+
+services: venv
+	$(PY) manage.py services up
+	$(PY) manage.py migrate --noinput
+
+lint: venv
+	$(PY) -m ruff check .
+
+test: venv lint
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) .run

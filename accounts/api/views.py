@@ -1,0 +1,95 @@
+from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema
+from rest_framework import generics, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import AnonRateThrottle
+from rest_framework.views import APIView
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import RefreshToken
+from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
+
+from accounts import selectors, services
+from accounts.api import serializers
+from accounts.models import User
+
+
+class AuthIpThrottle(AnonRateThrottle):
+    """Per-IP throttle on register/login/refresh, whoever is calling."""
+
+    scope = "auth_ip"
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class RegisterView(APIView):
+    permission_classes = [AllowAny]
+    authentication_classes: list = []
+    throttle_classes = [AuthIpThrottle]
+
+    @extend_schema(request=serializers.RegisterSerializer, responses={201: serializers.UserSerializer})
+    def post(self, request: Request) -> Response:
+        data = serializers.RegisterSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_register(**data.validated_data)
+        return Response(serializers.UserSerializer(user).data, status=status.HTTP_201_CREATED)
+
+
+class LoginView(TokenObtainPairView):
+    serializer_class = serializers.LoginSerializer
+    throttle_classes = [AuthIpThrottle]
+
+
+class RefreshView(TokenRefreshView):
+    serializer_class = serializers.RefreshSerializer
+    throttle_classes = [AuthIpThrottle]
+
+
+class LogoutView(APIView):
+    @extend_schema(request=serializers.LogoutSerializer, responses={205: None})
+    def post(self, request: Request) -> Response:
+        data = serializers.LogoutSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            token = RefreshToken(data.validated_data["refresh"])
+        except TokenError as exc:
+            return Response({"detail": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
+        if token.payload.get("user_id") != str(request.user.pk) and token.payload.get("user_id") != request.user.pk:
+            return Response({"detail": "Not your token."}, status=status.HTTP_403_FORBIDDEN)
+        token.blacklist()
+        return Response(status=status.HTTP_205_RESET_CONTENT)
+
+
+class MeView(APIView):
+    @extend_schema(responses=serializers.UserSerializer)
+    def get(self, request: Request) -> Response:
+        return Response(serializers.UserSerializer(request.user).data)
+
+
+class UserPagination(CursorPagination):
+    ordering = "id"
+    page_size = 20
+
+
+class UserSearchView(generics.ListAPIView):
+    serializer_class = serializers.UserSerializer
+    pagination_class = UserPagination
+
+    def get_queryset(self) -> QuerySet[User]:
+        return selectors.user_search(query=self.request.query_params.get("search", "")[:64])
+
+    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
+        response = super().list(request, *args, **kwargs)
+        response.data = {"results": response.data["results"], "next": response.data["next"]}
+        return response
+
+
+class UserDetailView(APIView):
+    @extend_schema(responses=serializers.UserDetailSerializer)
+    def get(self, request: Request, user_id: int) -> Response:
+        user = generics.get_object_or_404(User, pk=user_id)
+        user.online = selectors.user_is_online(user_id=user.pk)
+        return Response(serializers.UserDetailSerializer(user).data)

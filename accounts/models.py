@@ -1,0 +1,26 @@
+from django.contrib.auth.models import AbstractUser
+from django.core.validators import RegexValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+USERNAME_PATTERN = r"^[A-Za-z0-9_.-]{3,32}$"
+
+
+class User(AbstractUser):
+    """A GoChat user. Banning is deactivation (is_active=False)."""
+
+    username = models.CharField(
+        max_length=32,
+        unique=True,
+        validators=[RegexValidator(USERNAME_PATTERN, "3-32 characters of A-Z a-z 0-9 _ . -")],
+    )
+    nickname = models.CharField(max_length=64, blank=True, default="")
+
+    class Meta:
+        db_table = "users"
+        constraints = [
+            models.UniqueConstraint(Lower("username"), name="users_username_ci_unique"),
+        ]
+
+    def __str__(self) -> str:
+        return self.username

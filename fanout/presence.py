@@ -1,0 +1,82 @@
+"""Presence in Redis.
+
+- `presence:{user}`: hash connection id -> "{gateway_id}|{expires_at}", the key's
+  TTL refreshed by the gateway heartbeat and by `ping`. Entries carry their own
+  expiry so a crashed gateway's connections stop counting after the TTL even
+  while the user's other devices keep the hash alive.
+- `online`: sorted set user id -> expires_at, so fan-out can filter a chunk of
+  members with one ZMSCORE and a dead gateway's users fall out by themselves.
+"""
+
+import time
+from collections import defaultdict
+from collections.abc import Iterable
+
+from django.conf import settings
+
+from gochat_project import redis_client
+
+# Remove one connection; drop the user from `online` when it was the last one.
+_DISCONNECT = """
+redis.call('HDEL', KEYS[1], ARGV[1])
+if redis.call('HLEN', KEYS[1]) == 0 then
+  redis.call('DEL', KEYS[1])
+  redis.call('ZREM', KEYS[2], ARGV[2])
+end
+return 1
+"""
+
+
+def _entry(gateway_id: str, expires_at: float) -> str:
+    return f"{gateway_id}|{expires_at:.0f}"
+
+
+async def presence_refresh(connections: Iterable[tuple[int, str]], gateway_id: str) -> None:
+    """Write or refresh (user_id, connection_id) pairs of one gateway in one round trip."""
+    ttl = settings.GOCHAT_PRESENCE_TTL_S
+    expires_at = time.time() + ttl
+    pipe = redis_client.async_client().pipeline(transaction=False)
+    online: dict[str, float] = {}
+    for user_id, conn_id in connections:
+        key = redis_client.presence_key(user_id)
+        pipe.hset(key, conn_id, _entry(gateway_id, expires_at))
+        pipe.expire(key, ttl)
+        online[str(user_id)] = expires_at
+    if online:
+        pipe.zadd(redis_client.online_key(), online)
+        # Users whose every gateway died long ago: keep the set small.
+        pipe.zremrangebyscore(redis_client.online_key(), "-inf", time.time() - ttl)
+        await pipe.execute()
+
+
+async def presence_remove(user_id: int, conn_id: str) -> None:
+    r = redis_client.async_client()
+    await r.eval(_DISCONNECT, 2, redis_client.presence_key(user_id), redis_client.online_key(),
+                 conn_id, str(user_id))
+
+
+def gateways_of_users(user_ids: Iterable[int]) -> dict[int, set[str]]:
+    """user id -> gateways holding a live connection of that user (one round trip)."""
+    ids = list(dict.fromkeys(user_ids))
+    if not ids:
+        return {}
+    pipe = redis_client.client().pipeline(transaction=False)
+    for user_id in ids:
+        pipe.hvals(redis_client.presence_key(user_id))
+    now = time.time()
+    found: dict[int, set[str]] = defaultdict(set)
+    for user_id, entries in zip(ids, pipe.execute(), strict=True):
+        for entry in entries:
+            gateway_id, _, expires_at = entry.decode().partition("|")
+            if float(expires_at or 0) > now:
+                found[user_id].add(gateway_id)
+    return found
+
+
+def online_filter(user_ids: list[int]) -> list[int]:
+    """The subset of user_ids that is online, with one ZMSCORE."""
+    if not user_ids:
+        return []
+    scores = redis_client.client().zmscore(redis_client.online_key(), user_ids)
+    now = time.time()
+    return [uid for uid, score in zip(user_ids, scores, strict=True) if score is not None and score > now]

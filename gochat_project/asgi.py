@@ -1,0 +1,19 @@
+"""ASGI entry point: Django for HTTP, the GoChat gateway for /ws.
+The Django app is built before any consumer is imported (Channels' rule)."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gochat_project.settings")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.urls import path  # noqa: E402
+
+from messaging.gateway import ChatConsumer  # noqa: E402
+
+application = ProtocolTypeRouter({
+    "http": django_asgi_app,
+    "websocket": URLRouter([path("ws", ChatConsumer.as_asgi())]),
+})

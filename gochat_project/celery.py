@@ -1,0 +1,43 @@
+"""The Celery app. Its broker is GoChat's Kafka (kombu's confluentkafka transport);
+queue names are topic names. Workers run --pool=solo with prefetch 1 and acks_late:
+kombu acks by committing the consumer's current position, so any concurrent pool
+can lose fetched tasks on a crash (FIELD-NOTES.md)."""
+
+import os
+
+from celery import Celery
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gochat_project.settings")
+
+app = Celery("gochat_project")
+
+
+def _configure() -> None:
+    from django.conf import settings
+
+    from gochat_project import kafka
+
+    app.conf.update(
+        broker_url=f"confluentkafka://{settings.KAFKA_BOOTSTRAP}",
+        broker_transport_options=kafka.celery_transport_options(),
+        broker_connection_retry_on_startup=True,
+        task_default_queue=kafka.persist_topic(),
+        task_routes={
+            "messaging.persist_messages": {"queue": kafka.persist_topic()},
+            "fanout.*": {"queue": kafka.fanout_topic()},
+        },
+        task_acks_late=True,
+        task_reject_on_worker_lost=True,
+        worker_prefetch_multiplier=1,
+        worker_enable_remote_control=False,
+        worker_send_task_events=False,
+        task_ignore_result=True,
+        result_backend=None,
+        task_serializer="json",
+        accept_content=["json"],
+        worker_hijack_root_logger=False,
+    )
+
+
+_configure()
+app.autodiscover_tasks()

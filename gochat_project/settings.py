@@ -1,0 +1,209 @@
+"""GoChat settings: everything comes from the environment, with local defaults
+that work on a development machine (MySQL root@127.0.0.1, Redis, the bundled
+Kafka broker). Every variable is documented in README.md."""
+
+from datetime import timedelta
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+
+DEBUG = env.bool("DJANGO_DEBUG", default=True)
+SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY:
+    if not DEBUG:
+        raise ImproperlyConfigured(
+            "DJANGO_SECRET_KEY is not set and DJANGO_DEBUG is off: refusing to start. "
+            "Set DJANGO_SECRET_KEY to a long random string."
+        )
+    SECRET_KEY = "dev-insecure-gochat-key-do-not-use-in-production-0123456789"
+
+ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+
+# --- GoChat ---------------------------------------------------------------
+GOCHAT_REDIS_URL = env.str("GOCHAT_REDIS_URL", default="redis://127.0.0.1:6379/0")
+# Unset: the bundled Tansu broker on 127.0.0.1:9092, started by `manage.py services up`.
+GOCHAT_KAFKA_BOOTSTRAP = env.str("GOCHAT_KAFKA_BOOTSTRAP", default="")
+GOCHAT_BUNDLED_BROKER = not GOCHAT_KAFKA_BOOTSTRAP
+KAFKA_BOOTSTRAP = GOCHAT_KAFKA_BOOTSTRAP or "127.0.0.1:9092"
+GOCHAT_TOPIC_PREFIX = env.str("GOCHAT_TOPIC_PREFIX", default="gochat")
+# Redis keys share the topic prefix so a test run never touches a live one.
+GOCHAT_REDIS_PREFIX = env.str("GOCHAT_REDIS_PREFIX", default=GOCHAT_TOPIC_PREFIX + ":")
+GOCHAT_GATEWAY_ID = env.str("GOCHAT_GATEWAY_ID", default="gw1")
+GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=4)
+GOCHAT_PERSIST_PARTITIONS = env.int("GOCHAT_PERSIST_PARTITIONS", default=1)
+GOCHAT_FANOUT_PARTITIONS = env.int("GOCHAT_FANOUT_PARTITIONS", default=1)
+GOCHAT_DOWNSTREAM_PARTITIONS = env.int("GOCHAT_DOWNSTREAM_PARTITIONS", default=1)
+GOCHAT_GATEWAY_IDS = env.list("GOCHAT_GATEWAY_IDS", default=[GOCHAT_GATEWAY_ID])
+GOCHAT_PRESENCE_TTL_S = env.int("GOCHAT_PRESENCE_TTL_S", default=60)
+GOCHAT_HEARTBEAT_S = env.int("GOCHAT_HEARTBEAT_S", default=20)
+GOCHAT_WS_SEND_RATE = env.float("GOCHAT_WS_SEND_RATE", default=50.0)  # sends/s per user
+GOCHAT_WS_SEND_BURST = env.int("GOCHAT_WS_SEND_BURST", default=200)
+GOCHAT_RECENT_CACHE_SIZE = env.int("GOCHAT_RECENT_CACHE_SIZE", default=200)
+GOCHAT_RECENT_CACHE_TTL_S = env.int("GOCHAT_RECENT_CACHE_TTL_S", default=3600)
+GOCHAT_MAX_REQUEST_BYTES = env.int("GOCHAT_MAX_REQUEST_BYTES", default=64 * 1024)
+GOCHAT_LOG_JSON = env.bool("GOCHAT_LOG_JSON", default=False)
+
+# --- Django ---------------------------------------------------------------
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt.token_blacklist",
+    "drf_spectacular",
+    "channels",
+    "gochat_project",
+    "accounts",
+    "groups",
+    "messaging",
+    "fanout",
+]
+
+MIDDLEWARE = [
+    "gochat_project.middleware.RequestSizeLimitMiddleware",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "gochat_project.urls"
+WSGI_APPLICATION = "gochat_project.wsgi.application"
+ASGI_APPLICATION = "gochat_project.asgi.application"
+APPEND_SLASH = False
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url(
+        "GOCHAT_DATABASE_URL", default="mysql://root@127.0.0.1:3306/gochat"
+    )
+}
+DATABASES["default"].setdefault("OPTIONS", {}).update(
+    {"charset": "utf8mb4", "init_command": "SET sql_mode='STRICT_TRANS_TABLES'"}
+)
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("GOCHAT_DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# The test run points GOCHAT_DATABASE_URL at its own database and uses it as is.
+DATABASES["default"]["TEST"] = {"NAME": DATABASES["default"]["NAME"], "CHARSET": "utf8mb4"}
+
+AUTH_USER_MODEL = "accounts.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".run" / "static"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- REST -----------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "gochat_project.errors.exception_handler",
+    "DEFAULT_THROTTLE_RATES": {
+        "auth_ip": env.str("GOCHAT_THROTTLE_AUTH", default="30/min"),
+        "user": env.str("GOCHAT_THROTTLE_USER", default="600/min"),
+    },
+    "UNAUTHENTICATED_USER": None,
+}
+if DEBUG:
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
+        "rest_framework.renderers.BrowsableAPIRenderer"
+    )
+
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("GOCHAT_ACCESS_TOKEN_MINUTES", default=15)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env.int("GOCHAT_REFRESH_TOKEN_DAYS", default=7)),
+    "ROTATE_REFRESH_TOKENS": True,
+    "BLACKLIST_AFTER_ROTATION": True,
+    "UPDATE_LAST_LOGIN": False,
+    "ALGORITHM": "HS256",
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "GoChat API",
+    "DESCRIPTION": "REST side of the GoChat protocol (see docs/protocol.md).",
+    "VERSION": "1",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+}
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": GOCHAT_REDIS_URL,
+        "KEY_PREFIX": GOCHAT_REDIS_PREFIX + "cache",
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {
+            # redis-py 8 defaults socket_timeout to 5 s, the same as the layer's
+            # blocking receive: idle consumers would die (channels_redis#422).
+            "hosts": [{"address": GOCHAT_REDIS_URL, "socket_timeout": None,
+                       "max_connections": 1000}],
+            "prefix": GOCHAT_REDIS_PREFIX + "layer",
+            "capacity": 1000,
+        },
+    }
+}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {
+        "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
+        "json": {"()": "gochat_project.logs.JsonFormatter"},
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "formatter": "json" if GOCHAT_LOG_JSON else "plain",
+        }
+    },
+    "root": {"handlers": ["console"], "level": env.str("GOCHAT_LOG_LEVEL", default="INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+GOCHAT_LARGE_GROUP_THRESHOLD = env.int("GOCHAT_LARGE_GROUP_THRESHOLD", default=500)
+GOCHAT_FANOUT_CHUNK = env.int("GOCHAT_FANOUT_CHUNK", default=1000)

@@ -1,0 +1,10 @@
+from django.urls import path
+
+from messaging.api import views
+
+urlpatterns = [
+    path("conversations", views.ConversationListView.as_view()),
+    path("conversations/<str:conversation_id>/messages", views.ConversationMessagesView.as_view()),
+    path("conversations/<str:conversation_id>/read", views.ConversationReadView.as_view()),
+    path("messages", views.MessageSendView.as_view()),
+]

@@ -1,0 +1,103 @@
+
+
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from messaging import frames, selectors, services, upstream
+from messaging.conversations import ConversationRef
+from messaging.frames import FrameError
+
+MessageSerializer = inline_serializer("Message", {
+    "message_id": serializers.CharField(), "conversation_id": serializers.CharField(),
+    "seq": serializers.IntegerField(), "sender_id": serializers.IntegerField(),
+    "kind": serializers.CharField(), "body": serializers.CharField(), "extra": serializers.DictField(),
+    "client_msg_id": serializers.CharField(), "ts": serializers.IntegerField(),
+    "recalled": serializers.BooleanField(),
+})
+
+
+def _access(request: Request, conversation_id: str) -> ConversationRef:
+    try:
+        return services.conversation_check_access(user_id=request.user.pk, conversation_id=conversation_id)
+    except services.NotAllowed as exc:
+        if "malformed" in str(exc):
+            raise NotFound("No such conversation.") from exc
+        raise PermissionDenied("You are not in this conversation.") from exc
+
+
+class SeqQuery(serializers.Serializer):
+    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=frames.MAX_SEQ, default=0)
+    before_seq = serializers.IntegerField(required=False, min_value=1, max_value=frames.MAX_SEQ)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=frames.MAX_SYNC_LIMIT, default=50)
+
+
+class ConversationListView(APIView):
+    @extend_schema(responses=inline_serializer("Conversation", {
+        "conversation_id": serializers.CharField(), "kind": serializers.CharField(),
+        "peer_id": serializers.IntegerField(required=False), "group_id": serializers.IntegerField(required=False),
+        "max_seq": serializers.IntegerField(), "read_seq": serializers.IntegerField(),
+        "unread": serializers.IntegerField(), "last_message": MessageSerializer}, many=True))
+    def get(self, request: Request) -> Response:
+        return Response(selectors.conversation_list(user_id=request.user.pk))
+
+
+class ConversationMessagesView(APIView):
+    @extend_schema(parameters=[SeqQuery], responses=inline_serializer("MessagePage", {
+        "messages": MessageSerializer, "has_more": serializers.BooleanField()}))
+    def get(self, request: Request, conversation_id: str) -> Response:
+        ref = _access(request, conversation_id)
+        query = SeqQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        messages, has_more = selectors.conversation_messages(user_id=request.user.pk, ref=ref,
+                                                             **query.validated_data)
+        return Response({"messages": messages, "has_more": has_more})
+
+
+class ReadInput(serializers.Serializer):
+    seq = serializers.IntegerField(min_value=0, max_value=frames.MAX_SEQ)
+
+
+class ConversationReadView(APIView):
+    @extend_schema(request=ReadInput, responses={204: None})
+    def post(self, request: Request, conversation_id: str) -> Response:
+        ref = _access(request, conversation_id)
+        data = ReadInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        max_seq = selectors.conversation_max_seq(conversation_id=ref.conversation_id)
+        read_seq = services.conversation_read(user_id=request.user.pk, conversation_id=ref.conversation_id,
+                                              seq=data.validated_data["seq"], max_seq=max_seq)
+        upstream.upstream_read(user_id=request.user.pk, conversation_id=ref.conversation_id, seq=read_seq)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class SendInput(serializers.Serializer):
+    conversation_id = serializers.CharField(max_length=40)
+    client_msg_id = serializers.CharField(max_length=64)
+    body = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False)
+    kind = serializers.CharField(required=False)
+    extra = serializers.DictField(required=False)
+
+
+class MessageSendView(APIView):
+    """For bots: the same pipeline as a WebSocket send. 202: handed to logic;
+    rejections (not a member, ...) are checked here first so the caller gets a status."""
+
+    @extend_schema(request=SendInput, responses={202: inline_serializer("Accepted", {
+        "client_msg_id": serializers.CharField()})})
+    def post(self, request: Request) -> Response:
+        if not isinstance(request.data, dict):
+            raise ValidationError({"detail": "Expected a JSON object."})
+        try:
+            fields = frames.validate_message_fields(dict(request.data))
+        except FrameError as exc:
+            code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code == frames.TOO_LARGE else 400
+            return Response({"detail": exc.detail}, status=code)
+        _access(request, fields["conversation_id"])
+        upstream.upstream_send(sender_id=request.user.pk, fields=fields)
+        return Response({"client_msg_id": fields["client_msg_id"]}, status=status.HTTP_202_ACCEPTED)
+
+

@@ -1,0 +1,243 @@
+"""The WebSocket gateway (`/ws`): authenticates, validates frames and hands sends
+to upstream. It never routes messages itself: logic does, and this process's
+downstream listener pushes what logic sends back (fanout.gateway_listener)."""
+
+import asyncio
+import logging
+import signal
+import time
+import uuid
+from typing import Any
+from urllib.parse import parse_qs
+
+import orjson
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+from rest_framework_simplejwt.exceptions import TokenError
+from rest_framework_simplejwt.tokens import AccessToken
+
+from accounts.models import User
+from accounts.services import user_control_group
+from fanout import presence
+from fanout.gateway_listener import DownstreamListener, LocalConnections
+from messaging import frames, metrics, selectors, services, upstream
+from messaging.frames import FrameError
+
+log = logging.getLogger(__name__)
+
+CLOSE_BAD_TOKEN = 4401
+CLOSE_BANNED = 4403
+CLOSE_PROTOCOL_ABUSE = 4400
+CLOSE_RATE_ABUSE = 4429
+CLOSE_SERVICE_RESTART = 1012
+
+BAD_FRAMES_BEFORE_CLOSE = 20  # within BAD_FRAME_WINDOW_S
+BAD_FRAME_WINDOW_S = 10.0
+RATE_LIMITED_BEFORE_CLOSE = 200
+
+
+class GatewayRuntime:
+    """Per-process state: local sockets, the downstream listener, the heartbeat."""
+
+    def __init__(self) -> None:
+        self.gateway_id = settings.GOCHAT_GATEWAY_ID
+        self.connections = LocalConnections()
+        self.buckets: dict[int, list[float]] = {}  # user id -> [tokens, last refill]
+        self._started = False
+        self._background: set[asyncio.Future[Any]] = set()
+
+    def ensure_started(self) -> None:
+        if self._started:
+            return
+        self._started = True
+        loop = asyncio.get_running_loop()
+        DownstreamListener(self.gateway_id, self.connections, loop).start()
+        self._keep(loop.create_task(self._heartbeat()))
+        self._install_drain()
+
+    def _keep(self, future: "asyncio.Future[Any]") -> None:
+        self._background.add(future)
+        future.add_done_callback(self._background.discard)
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(settings.GOCHAT_HEARTBEAT_S)
+            try:
+                await presence.presence_refresh(self.connections.pairs(), self.gateway_id)
+            except Exception:
+                log.exception("presence heartbeat failed")
+
+    def _install_drain(self) -> None:
+        """On SIGTERM/SIGINT close every socket with 1012 so clients reconnect elsewhere and sync."""
+        try:
+            from twisted.internet import reactor
+        except ImportError:  # not under Daphne
+            return
+        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+
+        def drain(signum: int, frame: Any) -> None:
+            for socket in list(self.connections.by_conn.values()):
+                self._keep(asyncio.ensure_future(socket.close(code=CLOSE_SERVICE_RESTART)))
+            handler = previous.get(signum)
+            reactor.callLater(0.3, lambda: handler(signum, frame) if callable(handler) else reactor.stop())
+
+        for s in previous:
+            signal.signal(s, drain)
+
+    def take_send_token(self, user_id: int) -> bool:
+        """Token bucket per user on this gateway: GOCHAT_WS_SEND_RATE/s, bursts of GOCHAT_WS_SEND_BURST."""
+        now = time.monotonic()
+        rate, burst = settings.GOCHAT_WS_SEND_RATE, settings.GOCHAT_WS_SEND_BURST
+        bucket = self.buckets.setdefault(user_id, [float(burst), now])
+        bucket[0] = min(burst, bucket[0] + (now - bucket[1]) * rate)
+        bucket[1] = now
+        if bucket[0] < 1:
+            return False
+        bucket[0] -= 1
+        return True
+
+
+RUNTIME = GatewayRuntime()
+
+
+def _token_from_scope(scope: dict[str, Any]) -> str | None:
+    query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    if query.get("token"):
+        return query["token"][0]
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token:
+                return token.strip()
+    return None
+
+
+@database_sync_to_async
+def _active_user(user_id: int) -> bool | None:
+    """True active, False banned, None unknown."""
+    row = User.objects.filter(pk=user_id).values_list("is_active", flat=True).first()
+    return row
+
+
+class ChatConsumer(AsyncWebsocketConsumer):
+    user_id: int
+    conn_id: str
+
+    async def connect(self) -> None:
+        self.user_id = 0
+        self.conn_id = uuid.uuid4().hex
+        await self.accept()
+        token = _token_from_scope(self.scope)
+        try:
+            user_id = int(AccessToken(token)["user_id"]) if token else None
+        except (TokenError, KeyError, ValueError):
+            user_id = None
+        if user_id is None:
+            await self.close(code=CLOSE_BAD_TOKEN)
+            return
+        active = await _active_user(user_id)
+        if active is None:
+            await self.close(code=CLOSE_BAD_TOKEN)
+            return
+        if not active:
+            await self.close(code=CLOSE_BANNED)
+            return
+        self.user_id = user_id
+        self.bad_frames: list[float] = []
+        self.rate_limited = 0
+        RUNTIME.ensure_started()
+        RUNTIME.connections.add(user_id, self)
+        metrics.CONNECTIONS.set(RUNTIME.connections.count())
+        await presence.presence_refresh([(user_id, self.conn_id)], RUNTIME.gateway_id)
+        await self.channel_layer.group_add(user_control_group(user_id), self.channel_name)
+
+    async def disconnect(self, code: int) -> None:
+        if not self.user_id:
+            return
+        RUNTIME.connections.remove(self.user_id, self)
+        metrics.CONNECTIONS.set(RUNTIME.connections.count())
+        try:
+            await presence.presence_remove(self.user_id, self.conn_id)
+            await self.channel_layer.group_discard(user_control_group(self.user_id), self.channel_name)
+        except Exception:
+            log.exception("presence cleanup failed; the entry expires with its TTL")
+
+    async def push(self, text: str) -> None:
+        """Write one pre-encoded frame (called by the downstream listener)."""
+        try:
+            await self.send(text_data=text)
+            metrics.DELIVERED.inc()
+        except Exception:  # socket went away between lookup and write
+            pass
+
+    async def send_frame(self, frame: dict[str, Any]) -> None:
+        await self.send(text_data=orjson.dumps(frame).decode())
+
+    async def control_kick(self, event: dict[str, Any]) -> None:
+        """Channel-layer control message: close this socket (ban)."""
+        await self.close(code=int(event.get("code", CLOSE_BANNED)))
+
+    # --- frames -------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if not self.user_id:
+            return
+        try:
+            frame = frames.parse_frame(text_data if text_data is not None else bytes_data)
+            await getattr(self, f"on_{frame['type']}")(frame)
+        except FrameError as exc:
+            metrics.FRAME_ERRORS.labels(exc.code).inc()
+            await self.send_frame(exc.frame())
+            if exc.code == frames.RATE_LIMITED:
+                self.rate_limited += 1
+                if self.rate_limited > RATE_LIMITED_BEFORE_CLOSE:
+                    await self.close(code=CLOSE_RATE_ABUSE)
+            elif exc.code in (frames.INVALID, frames.TOO_LARGE, frames.UNKNOWN_TYPE):
+                await self._count_bad_frame()
+
+    async def _count_bad_frame(self) -> None:
+        now = time.monotonic()
+        self.bad_frames = [t for t in self.bad_frames if now - t < BAD_FRAME_WINDOW_S] + [now]
+        if len(self.bad_frames) > BAD_FRAMES_BEFORE_CLOSE:
+            await self.close(code=CLOSE_PROTOCOL_ABUSE)
+
+    async def on_send(self, frame: dict[str, Any]) -> None:
+        if not RUNTIME.take_send_token(self.user_id):
+            raise FrameError(frames.RATE_LIMITED, "too many sends; slow down", frame["client_msg_id"])
+        self.rate_limited = 0
+        upstream.upstream_send(sender_id=self.user_id, fields=frame, gateway_id=RUNTIME.gateway_id,
+                               conn_id=self.conn_id)
+
+    async def on_sync(self, frame: dict[str, Any]) -> None:
+        messages, has_more = await _sync(self.user_id, frame["conversation_id"], frame["after_seq"], frame["limit"])
+        await self.send_frame({"type": "sync_result", "conversation_id": frame["conversation_id"],
+                               "messages": messages, "has_more": has_more})
+
+    async def on_read(self, frame: dict[str, Any]) -> None:
+        read_seq = await _read(self.user_id, frame["conversation_id"], frame["seq"])
+        upstream.upstream_read(user_id=self.user_id, conversation_id=frame["conversation_id"], seq=read_seq,
+                               conn_id=self.conn_id)
+
+    async def on_ping(self, frame: dict[str, Any]) -> None:
+        await presence.presence_refresh([(self.user_id, self.conn_id)], RUNTIME.gateway_id)
+        await self.send_frame({"type": "pong"})
+
+
+@database_sync_to_async
+def _sync(user_id: int, conversation_id: str, after_seq: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
+    try:
+        ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
+    except services.NotAllowed as exc:
+        raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
+    return selectors.conversation_messages(user_id=user_id, ref=ref, after_seq=after_seq, limit=limit)
+
+
+@database_sync_to_async
+def _read(user_id: int, conversation_id: str, seq: int) -> int:
+    try:
+        services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
+    except services.NotAllowed as exc:
+        raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
+    max_seq = selectors.conversation_max_seq(conversation_id=conversation_id)
+    return services.conversation_read(user_id=user_id, conversation_id=conversation_id, seq=seq, max_seq=max_seq)

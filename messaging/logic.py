@@ -1,0 +1,318 @@
+"""The logic consumer: orders and routes messages (seed flow 2, "persistence first,
+push decoupled").
+
+For each batch read from `gochat.messages.upstream`:
+1. check each sender may write to its conversation;
+2. assign message ids and seqs in one Redis call (idempotent per client_msg_id);
+3. publish ONE persistence task for the batch and wait for Kafka's acknowledgement;
+4. only then produce deliveries (acks, messages, errors, read receipts), one
+   Kafka record per gateway, and wait for their acknowledgement;
+5. commit the upstream offsets.
+A failure anywhere rewinds to the batch's first offsets and retries: every step
+is idempotent, so a batch consumed twice changes nothing but duplicate pushes,
+which clients drop by message_id.
+"""
+
+import contextlib
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
+
+import orjson
+from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
+from confluent_kafka import Message as KafkaMessage
+from django.conf import settings
+from django.db import close_old_connections
+
+from accounts.models import User
+from fanout import presence
+from fanout.downstream import Deliveries, flush_or_raise
+from gochat_project import kafka, redis_client
+from groups import selectors as group_selectors
+from messaging import frames, metrics, sequences
+from messaging.conversations import ConversationRef, parse_conversation_id
+from messaging.models import Message
+from messaging.snowflake import Snowflake
+from messaging.tasks import persist_messages
+
+log = logging.getLogger(__name__)
+
+LOGIC_GROUP_SUFFIX = "logic"
+
+
+def logic_group_id() -> str:
+    return f"{settings.GOCHAT_TOPIC_PREFIX}-{LOGIC_GROUP_SUFFIX}"
+
+
+@dataclass
+class Send:
+    sender_id: int
+    gateway_id: str | None
+    conn_id: str | None
+    ref: ConversationRef
+    fields: dict[str, Any]
+    recipients: list[int] = field(default_factory=list)
+    large_group: bool = False
+
+
+def message_payload(send: Send, assigned: sequences.Assigned) -> dict[str, Any]:
+    """The protocol's message object."""
+    f = send.fields
+    return {"message_id": str(assigned.message_id), "conversation_id": assigned.conversation_id,
+            "seq": assigned.seq, "sender_id": send.sender_id, "kind": f["kind"], "body": f["body"],
+            "extra": f["extra"], "client_msg_id": f["client_msg_id"], "ts": assigned.ts, "recalled": False}
+
+
+def _frame(obj: dict[str, Any]) -> str:
+    return orjson.dumps(obj).decode()
+
+
+class Logic:
+    def __init__(self, *, batch_size: int = 1000, poll_timeout: float = 0.1) -> None:
+        self.batch_size = batch_size
+        self.poll_timeout = poll_timeout
+        self.stop_event = threading.Event()
+        self._produce_errors: list[Exception] = []
+        self.producer = Producer(kafka.producer_config(on_delivery=self._on_delivery))
+        worker = int(redis_client.client().incr(redis_client.key("snowflake_worker"))) % 1024
+        self.snowflake = Snowflake(worker)
+        self._persist_probe: kafka.GroupLagProbe | None = None
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self._produce_errors.append(KafkaException(err))
+
+    # --- the loop ---------------------------------------------------------------
+
+    def run(self) -> None:
+        consumer = Consumer(kafka.consumer_config(logic_group_id(), **{"max.poll.interval.ms": 600000}))
+        consumer.subscribe([kafka.upstream_topic()])
+        log.info("logic consuming %s as %s", kafka.upstream_topic(), logic_group_id())
+        backoff = 0.1
+        try:
+            while not self.stop_event.is_set():
+                batch = kafka.consume_available(consumer, self.batch_size, self.poll_timeout)
+                records = [m for m in batch if m.error() is None]
+                for m in batch:
+                    if m.error() is not None:
+                        log.warning("upstream consume error: %s", m.error())
+                if not records:
+                    continue
+                try:
+                    self.process_records(records)
+                    consumer.commit(asynchronous=False)
+                    backoff = 0.1
+                except Exception:
+                    log.exception("batch of %d failed; rewinding to retry in %.1fs", len(records), backoff)
+                    close_old_connections()
+                    self._rewind(consumer, records)
+                    self.stop_event.wait(backoff)
+                    backoff = min(backoff * 2, 5.0)
+        finally:
+            consumer.close()
+            self.producer.flush(10)
+
+    @staticmethod
+    def _rewind(consumer: Consumer, records: list[KafkaMessage]) -> None:
+        first: dict[tuple[str, int], int] = {}
+        for m in records:
+            k = (m.topic(), m.partition())
+            first[k] = min(first.get(k, m.offset()), m.offset())
+        for (topic, partition), offset in first.items():
+            # A partition revoked meanwhile: its new owner starts from the committed offset.
+            with contextlib.suppress(KafkaException):
+                consumer.seek(TopicPartition(topic, partition, offset))
+
+    # --- one batch --------------------------------------------------------------
+
+    def process_records(self, records: list[KafkaMessage]) -> None:
+        started = time.perf_counter()
+        events = []
+        for m in records:
+            try:
+                events.append(orjson.loads(m.value()))
+            except orjson.JSONDecodeError:
+                log.error("undecodable upstream record at %s[%d]@%d skipped", m.topic(), m.partition(), m.offset())
+        self.process_events(events)
+        metrics.BATCH_SECONDS.observe(time.perf_counter() - started)
+
+    def process_events(self, events: list[dict[str, Any]]) -> None:
+        deliveries = Deliveries()
+        sends = [e for e in events if e.get("t") == "send"]
+        reads = [e for e in events if e.get("t") == "read"]
+        accepted, rejections = self._authorize(sends)
+        for send, code, detail in rejections:
+            metrics.REJECTED.labels(code).inc()
+            if send.gateway_id and send.conn_id:
+                deliveries.to_connection(send.gateway_id, _frame(
+                    {"type": "error", "code": code, "detail": detail,
+                     "client_msg_id": send.fields.get("client_msg_id")}), send.conn_id)
+        payloads: list[dict[str, Any]] = []
+        if accepted:
+            assigned = self._assign(accepted)
+            payloads = [message_payload(s, a) for s, a in zip(accepted, assigned, strict=True)]
+            self._persist(payloads)  # step 3: durable before anything is pushed
+            metrics.ACCEPTED.inc(len(payloads))
+        self._route(accepted, payloads, reads, deliveries)
+        if deliveries:
+            deliveries.produce(self.producer)
+            flush_or_raise(self.producer, self._produce_errors)
+
+    # --- steps ------------------------------------------------------------------
+
+    def _authorize(self, events: list[dict[str, Any]]) -> tuple[list[Send], list[tuple[Send, str, str]]]:
+        sends: list[Send] = []
+        rejected: list[tuple[Send, str, str]] = []
+        for e in events:
+            ref = parse_conversation_id(e.get("cid"))
+            fields = {k: e.get(k) for k in ("client_msg_id", "body", "kind", "extra")}
+            send = Send(int(e["uid"]), e.get("gw"), e.get("conn"), ref or ConversationRef("", "single"), fields)
+            if ref is None:
+                rejected.append((send, frames.INVALID, "malformed conversation_id"))
+            else:
+                sends.append(send)
+        user_ids = {s.sender_id for s in sends} | {u for s in sends for u in s.ref.user_ids}
+        active = set(User.objects.filter(pk__in=user_ids, is_active=True).values_list("id", flat=True))
+        senders_by_group: dict[int, set[int]] = defaultdict(set)
+        for s in sends:
+            if s.ref.group_id is not None:
+                senders_by_group[s.ref.group_id].add(s.sender_id)
+        groups = group_selectors.groups_for_routing(senders=senders_by_group)
+        accepted: list[Send] = []
+        for s in sends:
+            if s.sender_id not in active:
+                rejected.append((s, frames.FORBIDDEN, "your account is not active"))
+            elif s.ref.kind == "single":
+                if s.sender_id not in s.ref.user_ids:
+                    rejected.append((s, frames.NOT_MEMBER, "not a participant of this conversation"))
+                elif not set(s.ref.user_ids) <= active:
+                    rejected.append((s, frames.FORBIDDEN, "the other user is not active"))
+                else:
+                    s.recipients = sorted(set(s.ref.user_ids))
+                    accepted.append(s)
+            else:
+                group = groups.get(s.ref.group_id)  # type: ignore[arg-type]
+                member = group.members.get(s.sender_id) if group else None
+                if group is None or member is None:
+                    rejected.append((s, frames.NOT_MEMBER, "not a member of this group"))
+                elif member.muted:
+                    rejected.append((s, frames.FORBIDDEN, "you are muted in this group"))
+                else:
+                    s.large_group = group.is_large
+                    s.recipients = [] if group.is_large else list(group.members)
+                    accepted.append(s)
+        return accepted, rejected
+
+    def _assign(self, sends: list[Send]) -> list[sequences.Assigned]:
+        stored = self._stored_duplicates(sends)
+        todo = [s for s in sends if (s.sender_id, s.fields["client_msg_id"]) not in stored]
+        args = []
+        for s in todo:
+            message_id, ts = self.snowflake.next_id()
+            args.append((s.ref.conversation_id, s.sender_id, s.fields["client_msg_id"], message_id, ts))
+        fresh = iter(self._assign_in_redis(args) if args else [])
+        out = []
+        for s in sends:
+            key = (s.sender_id, s.fields["client_msg_id"])
+            out.append(stored[key] if key in stored else next(fresh))
+        return out
+
+    def _assign_in_redis(self, args: list[tuple[str, int, str, int, int]]) -> list[sequences.Assigned]:
+        while True:
+            try:
+                return sequences.assign(args)
+            except sequences.FenceRequired:
+                log.warning("sequence counters are gone from Redis: waiting for persistence to drain")
+                self._await_persistence_drained()
+                sequences.seed_counters({a[0] for a in args})
+                sequences.mark_counters_epoch()
+            except sequences.SeedRequired as need:
+                self._await_persistence_drained()
+                sequences.seed_counters(need.conversation_ids)
+
+    def _await_persistence_drained(self) -> None:
+        """Fence: no seq may be (re)seeded while acked messages still wait for storage."""
+        if self._persist_probe is None:
+            topic = kafka.persist_topic()
+            self._persist_probe = kafka.GroupLagProbe(kafka.celery_consumer_group(topic), topic)
+        while not self.stop_event.is_set():
+            try:
+                lag = self._persist_probe.lag()
+            except Exception as exc:  # broker restarting: keep holding the sends
+                log.warning("persist backlog unknown (%s); holding sends", exc)
+                lag = -1
+            if lag == 0:
+                return
+            self.stop_event.wait(0.2)
+        raise InterruptedError("stopping")
+
+    @staticmethod
+    def _stored_duplicates(sends: list[Send]) -> dict[tuple[int, str], sequences.Assigned]:
+        """Sends already stored in MySQL (idempotency that survives Redis)."""
+        senders = {s.sender_id for s in sends}
+        cmids = {s.fields["client_msg_id"] for s in sends}
+        rows = Message.objects.filter(sender_id__in=senders, client_msg_id__in=cmids).values_list(
+            "sender_id", "client_msg_id", "message_id", "seq", "ts", "conversation_id")
+        return {(r[0], r[1]): sequences.Assigned(r[2], r[3], r[4], r[5], False) for r in rows}
+
+    def _persist(self, payloads: list[dict[str, Any]]) -> None:
+        kafka.CELERY_PUBLISH_ERRORS.clear()
+        # kombu flushes the producer inside publish: returning means acknowledged or failed.
+        persist_messages.apply_async(args=[payloads], queue=kafka.persist_topic())
+        if kafka.CELERY_PUBLISH_ERRORS:
+            raise KafkaException(f"persist task not acknowledged: {kafka.CELERY_PUBLISH_ERRORS[0]}")
+        by_conv: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
+        for p in payloads:
+            by_conv[p["conversation_id"]].append((p["seq"], orjson.dumps(p)))
+        sequences.recent_add(by_conv)
+
+    def _route(self, sends: list[Send], payloads: list[dict[str, Any]], reads: list[dict[str, Any]],
+               deliveries: Deliveries) -> None:
+        reader_targets = {int(r["uid"]) for r in reads}
+        for r in reads:
+            ref = parse_conversation_id(r.get("cid"))
+            if ref is not None and ref.kind == "single":
+                reader_targets.add(ref.peer_of(int(r["uid"])))
+        wanted = {u for s in sends for u in s.recipients} | reader_targets
+        gateways = presence.gateways_of_users(wanted)
+        large: list[dict[str, Any]] = []
+        for send, payload in zip(sends, payloads, strict=True):
+            if send.gateway_id and send.conn_id:
+                deliveries.to_connection(send.gateway_id, _frame(
+                    {"type": "ack", "client_msg_id": payload["client_msg_id"], "message_id": payload["message_id"],
+                     "conversation_id": payload["conversation_id"], "seq": payload["seq"], "ts": payload["ts"]}),
+                    send.conn_id)
+            if send.large_group:
+                large.append(payload)
+                continue
+            self._to_users(deliveries, gateways, _frame({"type": "message", "message": payload}),
+                           send.recipients, send.conn_id)
+        for r in reads:
+            ref = parse_conversation_id(r.get("cid"))
+            if ref is None:
+                continue
+            reader = int(r["uid"])
+            users = [reader] if ref.kind == "group" else sorted({reader, ref.peer_of(reader)})
+            frame = _frame({"type": "read", "conversation_id": ref.conversation_id, "user_id": reader,
+                            "seq": int(r["seq"])})
+            self._to_users(deliveries, gateways, frame, users, r.get("conn"))
+        if large:
+            from fanout.tasks import fanout_messages
+
+            kafka.CELERY_PUBLISH_ERRORS.clear()
+            fanout_messages.apply_async(args=[large], queue=kafka.fanout_topic())
+            if kafka.CELERY_PUBLISH_ERRORS:
+                raise KafkaException(f"fan-out job not acknowledged: {kafka.CELERY_PUBLISH_ERRORS[0]}")
+
+    @staticmethod
+    def _to_users(deliveries: Deliveries, gateways: dict[int, set[str]], frame: str, users: list[int],
+                  exclude_conn: str | None) -> None:
+        by_gateway: dict[str, list[int]] = defaultdict(list)
+        for u in users:
+            for gw in gateways.get(u, ()):
+                by_gateway[gw].append(u)
+        for gw, uids in by_gateway.items():
+            deliveries.to_users(gw, frame, uids, exclude_conn)

@@ -1,0 +1,23 @@
+import signal
+from typing import Any
+
+from django.core.management.base import BaseCommand
+
+from messaging.logic import Logic
+
+
+class Command(BaseCommand):
+    help = "Run the logic consumer: order, persist-first and route messages from the upstream topic."
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("--batch-size", type=int, default=1000, help="max records per batch (default 1000)")
+
+    def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
+        logic = Logic(batch_size=batch_size)
+
+        def stop(signum: int, frame: Any) -> None:
+            logic.stop_event.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        logic.run()

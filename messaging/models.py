@@ -1,0 +1,68 @@
+"""Read diffusion: a message is stored once per conversation, never per member."""
+
+from django.conf import settings
+from django.db import models
+
+
+class MessageKind(models.TextChoices):
+    TEXT = "text"
+    IMAGE = "image"
+    FILE = "file"
+    CUSTOM = "custom"
+
+
+class Message(models.Model):
+    message_id = models.BigIntegerField(primary_key=True)  # snowflake from logic
+    conversation_id = models.CharField(max_length=40)
+    seq = models.BigIntegerField()
+    sender = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING,
+                               db_constraint=False, related_name="+")
+    kind = models.CharField(max_length=8, choices=MessageKind.choices, default=MessageKind.TEXT)
+    body = models.TextField(blank=True)
+    extra = models.JSONField(default=dict, blank=True)
+    client_msg_id = models.CharField(max_length=64)
+    ts = models.BigIntegerField(help_text="ms since the epoch, UTC")
+    recalled = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "messages"
+        constraints = [
+            models.UniqueConstraint(fields=["conversation_id", "seq"], name="messages_conv_seq_uniq"),
+            models.UniqueConstraint(fields=["sender", "client_msg_id"], name="messages_sender_cmid_uniq"),
+        ]
+        indexes = [models.Index(fields=["ts"], name="messages_ts_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}#{self.seq}"
+
+
+class Conversation(models.Model):
+    """Per-conversation summary kept by the persistence task (max_seq, last message)."""
+
+    conversation_id = models.CharField(max_length=40, primary_key=True)
+    max_seq = models.BigIntegerField(default=0)
+    last_message_id = models.BigIntegerField(null=True)
+    last_ts = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "conversations"
+
+    def __str__(self) -> str:
+        return self.conversation_id
+
+
+class ConversationState(models.Model):
+    """A user's view of a conversation: how far they have read."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    conversation_id = models.CharField(max_length=40)
+    read_seq = models.BigIntegerField(default=0)
+
+    class Meta:
+        db_table = "conversation_states"
+        constraints = [
+            models.UniqueConstraint(fields=["user", "conversation_id"], name="conv_state_user_conv_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id}@{self.conversation_id}: {self.read_seq}"

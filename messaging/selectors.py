@@ -1,0 +1,91 @@
+"""Messaging reads: history, sync and the conversation list."""
+
+from typing import Any
+
+import orjson
+
+from groups.models import GroupMember
+from messaging import sequences
+from messaging.conversations import ConversationRef
+from messaging.models import Conversation, ConversationState, Message
+
+
+def message_to_dict(m: Message) -> dict[str, Any]:
+    return {"message_id": str(m.message_id), "conversation_id": m.conversation_id, "seq": m.seq,
+            "sender_id": m.sender_id, "kind": m.kind, "body": "" if m.recalled else m.body,
+            "extra": {} if m.recalled else m.extra, "client_msg_id": m.client_msg_id, "ts": m.ts,
+            "recalled": m.recalled}
+
+
+def history_floor(*, user_id: int, ref: ConversationRef) -> int:
+    """A group member's history starts after the seq at which they joined."""
+    if ref.kind != "group":
+        return 0
+    joined = GroupMember.objects.filter(group_id=ref.group_id, user_id=user_id).values_list("joined_seq", flat=True)
+    return joined.first() or 0
+
+
+def conversation_messages(*, user_id: int, ref: ConversationRef, after_seq: int = 0,
+                          before_seq: int | None = None, limit: int = 50) -> tuple[list[dict[str, Any]], bool]:
+    """Messages ascending by seq, and whether more exist in the paging direction.
+
+    Forward (after_seq) reads MySQL and then the Redis cache of recent messages,
+    so a message acked but not yet stored is still returned.
+    """
+    floor = history_floor(user_id=user_id, ref=ref)
+    qs = Message.objects.filter(conversation_id=ref.conversation_id, seq__gt=max(after_seq, floor))
+    if before_seq is not None:
+        rows = list(qs.filter(seq__lt=before_seq).order_by("-seq")[: limit + 1])
+        has_more = len(rows) > limit
+        return [message_to_dict(m) for m in reversed(rows[:limit])], has_more
+    rows = list(qs.order_by("seq")[: limit + 1])
+    found = {m.seq: message_to_dict(m) for m in rows}
+    # Fill from the recent cache: rows still queued for persistence.
+    for raw in sequences.recent_after(ref.conversation_id, max(after_seq, floor), limit + 1):
+        m = orjson.loads(raw)
+        found.setdefault(m["seq"], m)
+    ordered = [found[s] for s in sorted(found)]
+    return ordered[:limit], len(ordered) > limit
+
+
+def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
+    """The user's conversations with unread counts and last message, most recent first."""
+    states = dict(ConversationState.objects.filter(user_id=user_id).values_list("conversation_id", "read_seq"))
+    singles = [c for c in states if c.startswith("s_")]
+    memberships = dict(GroupMember.objects.filter(user_id=user_id, group__dissolved=False)
+                       .values_list("group_id", "joined_seq"))
+    groups = {f"g_{gid}": joined for gid, joined in memberships.items()}
+    ids = singles + list(groups)
+    summaries = {c.conversation_id: c for c in Conversation.objects.filter(conversation_id__in=ids)}
+    live = sequences.current_seqs(ids)
+    last_ids = [c.last_message_id for c in summaries.values() if c.last_message_id]
+    last = {m.message_id: m for m in Message.objects.filter(message_id__in=last_ids)}
+    out = []
+    for cid in ids:
+        summary = summaries.get(cid)
+        max_seq = max(live.get(cid, 0), summary.max_seq if summary else 0)
+        floor = groups.get(cid, 0)
+        read_seq = max(states.get(cid, 0), floor)
+        last_message = last.get(summary.last_message_id) if summary and summary.last_message_id else None
+        item: dict[str, Any] = {
+            "conversation_id": cid, "kind": "single" if cid.startswith("s_") else "group",
+            "max_seq": max_seq, "read_seq": read_seq, "unread": max(0, max_seq - read_seq),
+            "last_message": message_to_dict(last_message) if last_message and last_message.seq > floor else None,
+        }
+        if cid.startswith("s_"):
+            a, b = (int(x) for x in cid[2:].split("_"))
+            item["peer_id"] = b if a == user_id else a
+        else:
+            item["group_id"] = int(cid[2:])
+        item["_ts"] = summary.last_ts if summary else 0
+        out.append(item)
+    out.sort(key=lambda c: c.pop("_ts"), reverse=True)
+    return out
+
+
+def conversation_max_seq(*, conversation_id: str) -> int:
+    live = sequences.current_seqs([conversation_id]).get(conversation_id, 0)
+    stored = Conversation.objects.filter(conversation_id=conversation_id).values_list("max_seq", flat=True).first()
+    return max(live, stored or 0)
+
+

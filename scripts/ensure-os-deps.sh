@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# OS packages the Python dependencies build against (mysqlclient needs MariaDB's headers).
+set -euo pipefail
+if ! pkg-config --exists libmariadb 2>/dev/null && ! pkg-config --exists mysqlclient 2>/dev/null; then
+  echo "installing pkg-config and libmariadb-dev (mysqlclient builds against them)"
+  apt-get install -y pkg-config libmariadb-dev >/dev/null || { apt-get update >/dev/null && apt-get install -y pkg-config libmariadb-dev >/dev/null; }
+fi

@@ -1,0 +1,145 @@
+"""A small protocol client for the tests: REST calls and a WebSocket that keeps
+every frame it has seen, so a test can wait for one frame without losing others."""
+
+import json
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import requests
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection, connect
+
+from tests.stack import gateway_url, ws_url
+
+PASSWORD = "Corr3ct-horse-battery"
+
+
+@dataclass
+class User:
+    id: int
+    username: str
+    access: str
+    refresh: str
+    gateway_id: str = "tgw1"
+
+    @property
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.access}"}
+
+    def get(self, path: str, **kwargs: Any) -> requests.Response:
+        return requests.get(gateway_url(self.gateway_id) + path, headers=self.headers, timeout=10, **kwargs)
+
+    def post(self, path: str, body: Any = None, **kwargs: Any) -> requests.Response:
+        return requests.post(gateway_url(self.gateway_id) + path, json=body, headers=self.headers, timeout=10,
+                             **kwargs)
+
+    def ws(self, gateway_id: str | None = None) -> "Socket":
+        return Socket.open(self.access, gateway_id or self.gateway_id)
+
+
+def register(prefix: str = "u", gateway_id: str = "tgw1") -> User:
+    username = f"{prefix}{uuid.uuid4().hex[:10]}"
+    base = gateway_url(gateway_id)
+    r = requests.post(f"{base}/api/auth/register", json={"username": username, "password": PASSWORD}, timeout=10)
+    assert r.status_code == 201, r.text
+    r = requests.post(f"{base}/api/auth/login", json={"username": username, "password": PASSWORD}, timeout=10)
+    assert r.status_code == 200, r.text
+    body = r.json()
+    return User(body["user"]["id"], username, body["access"], body["refresh"], gateway_id)
+
+
+def single_cid(a: User, b: User) -> str:
+    x, y = sorted((a.id, b.id))
+    return f"s_{x}_{y}"
+
+
+class Socket:
+    def __init__(self, conn: ClientConnection) -> None:
+        self.conn = conn
+        self.frames: list[dict[str, Any]] = []
+        self.close_code: int | None = None
+
+    @classmethod
+    def open(cls, token: str, gateway_id: str = "tgw1", *, settle: bool = True) -> "Socket":
+        sock = cls(connect(f"{ws_url(gateway_id)}?token={token}", open_timeout=10, max_size=2**22))
+        if settle:
+            # A ping round trip proves the connection is authenticated and registered in presence.
+            sock.send({"type": "ping"})
+            sock.wait_for(lambda f: f["type"] == "pong")
+        return sock
+
+    def send(self, frame: dict[str, Any] | str) -> None:
+        self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))
+
+    def send_message(self, cid: str, body: str, client_msg_id: str | None = None, **extra: Any) -> str:
+        cmid = client_msg_id or uuid.uuid4().hex
+        self.send({"type": "send", "client_msg_id": cmid, "conversation_id": cid, "body": body, **extra})
+        return cmid
+
+    def _pump(self, timeout: float) -> bool:
+        try:
+            raw = self.conn.recv(timeout=timeout)
+        except TimeoutError:
+            return False
+        except ConnectionClosed as exc:
+            self.close_code = exc.rcvd.code if exc.rcvd else None
+            raise
+        self.frames.append(json.loads(raw))
+        return True
+
+    def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
+        """The first unconsumed frame matching; consumed so the next wait finds the next one."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for i, frame in enumerate(self.frames):
+                if match(frame):
+                    return self.frames.pop(i)
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no matching frame in {timeout}s; have {self.frames[-5:]}")
+            self._pump(min(left, 0.5))
+
+    def ack_for(self, cmid: str, timeout: float = 10.0) -> dict[str, Any]:
+        return self.wait_for(lambda f: f.get("client_msg_id") == cmid and f["type"] in ("ack", "error"), timeout)
+
+    def message(self, match: Callable[[dict[str, Any]], bool] = lambda m: True, timeout: float = 10.0) -> dict:
+        return self.wait_for(lambda f: f["type"] == "message" and match(f["message"]), timeout)["message"]
+
+    def request(self, frame: dict[str, Any], reply_type: str, timeout: float = 10.0) -> dict[str, Any]:
+        self.send(frame)
+        return self.wait_for(lambda f: f["type"] in (reply_type, "error"), timeout)
+
+    def sync(self, cid: str, after_seq: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+        """Every message after after_seq, following has_more."""
+        out: list[dict[str, Any]] = []
+        while True:
+            reply = self.request({"type": "sync", "conversation_id": cid, "after_seq": after_seq, "limit": limit},
+                                 "sync_result")
+            assert reply["type"] == "sync_result", reply
+            out.extend(reply["messages"])
+            if not reply["has_more"] or not reply["messages"]:
+                return out
+            after_seq = reply["messages"][-1]["seq"]
+
+    def closed_with(self, timeout: float = 10.0) -> int | None:
+        """Wait for the server to close the socket; returns the close code."""
+        deadline = time.monotonic() + timeout
+        try:
+            while time.monotonic() < deadline:
+                self._pump(0.5)
+        except ConnectionClosed:
+            return self.close_code
+        raise TimeoutError("socket still open")
+
+    def quiet(self, seconds: float) -> list[dict[str, Any]]:
+        """Collect frames arriving within the next `seconds`."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self._pump(min(left, 0.2))
+        return self.frames
+
+    def close(self) -> None:
+        self.conn.close()

@@ -1,0 +1,75 @@
+"""Session fixtures: the test's own Kafka broker (bundled Tansu on 19092), Redis db,
+MySQL database, and the live GoChat processes. Nothing is mocked."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import pytest
+
+from tests.stack import Stack, wait_until
+
+
+@pytest.fixture(scope="session")
+def kafka_broker() -> Iterator[None]:
+    from gochat_project import services
+
+    started = services.broker_start()
+    services.ensure_topics()
+    yield
+    if started:
+        services.broker_stop()
+
+
+@pytest.fixture(scope="session")
+def clean_redis() -> None:
+    from gochat_project import redis_client
+
+    redis_client.client().flushdb()
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup: None, django_db_blocker: Any, kafka_broker: None, clean_redis: None) -> Iterator[Stack]:
+    from tests.client import register
+
+    live = Stack()
+    live.start()
+    try:
+        # Prove the whole pipeline (gateway -> upstream -> logic -> persist -> downstream) works.
+        a, b = register("warm"), register("warm")
+        sock = a.ws()
+        cid = f"s_{min(a.id, b.id)}_{max(a.id, b.id)}"
+        cmid = sock.send_message(cid, "warm-up")
+        sock.ack_for(cmid, timeout=60)
+        sock.close()
+        yield live
+    finally:
+        live.stop()
+
+
+class Db:
+    """Reads of what the live processes committed (the test process holds no transaction)."""
+
+    def __init__(self, blocker: Any) -> None:
+        self.blocker = blocker
+
+    @contextmanager
+    def access(self) -> Iterator[None]:
+        with self.blocker.unblock():
+            yield
+
+    def stored(self, cid: str) -> list[tuple[int, str, str]]:
+        from messaging.models import Message
+
+        with self.access():
+            return [(seq, str(mid), cmid) for seq, mid, cmid in Message.objects.filter(conversation_id=cid)
+                    .order_by("seq").values_list("seq", "message_id", "client_msg_id")]
+
+    def wait_stored(self, cid: str, count: int, timeout: float = 30) -> list[tuple[int, str, str]]:
+        wait_until(lambda: len(self.stored(cid)) >= count, timeout, f"{count} rows stored in {cid}", interval=0.2)
+        return self.stored(cid)
+
+
+@pytest.fixture
+def db_reader(django_db_blocker: Any) -> Db:
+    return Db(django_db_blocker)

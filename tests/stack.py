@@ -1,0 +1,140 @@
+"""The live stack for end-to-end tests: real Daphne gateways, the logic consumer
+and Celery workers as subprocesses, on the test database, Redis db, Kafka broker
+and topic prefix that pyproject.toml's pytest env sets."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+LOG_DIR = ROOT / ".run" / "test-logs"
+VENV_BIN = Path(sys.executable).parent
+GATEWAY_PORTS = {"tgw1": 18001, "tgw2": 18002}
+
+
+def gateway_url(gateway_id: str = "tgw1") -> str:
+    return f"http://127.0.0.1:{GATEWAY_PORTS[gateway_id]}"
+
+
+def ws_url(gateway_id: str = "tgw1") -> str:
+    return f"ws://127.0.0.1:{GATEWAY_PORTS[gateway_id]}/ws"
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, what: str, interval: float = 0.05) -> object:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = predicate()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+        time.sleep(interval)
+
+
+class Process:
+    """One GoChat process; kill -9 and restart it for fault tests."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str] | None = None,
+                 ready: Callable[["Process"], bool] | None = None) -> None:
+        self.name = name
+        self.args = args
+        self.env = {**os.environ, **(env or {})}
+        self.ready = ready
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.log_path = LOG_DIR / f"{name}.log"
+
+    def start(self, timeout: float = 60) -> None:
+        LOG_DIR.mkdir(parents=True, exist_ok=True)
+        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
+        with open(self.log_path, "ab") as log:
+            self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+        if self.ready is not None:
+            wait_until(lambda: self._alive_and_ready(), timeout, f"{self.name} to be ready", interval=0.1)
+
+    def _alive_and_ready(self) -> bool:
+        assert self.proc is not None
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"{self.name} exited with {self.proc.returncode}; see {self.log_path}")
+        assert self.ready is not None
+        return self.ready(self)
+
+    def log_since_start(self) -> str:
+        with open(self.log_path, "rb") as f:
+            f.seek(self._log_offset)
+            return f.read().decode(errors="replace")
+
+    def kill(self) -> None:
+        """kill -9: no cleanup, no drain."""
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait()
+
+    def stop(self, timeout: float = 10) -> None:
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+
+def _http_ready(url: str) -> Callable[[Process], bool]:
+    def check(_: Process) -> bool:
+        try:
+            return requests.get(url, timeout=0.5).status_code == 200
+        except requests.RequestException:
+            return False
+    return check
+
+
+def _log_ready(marker: str) -> Callable[[Process], bool]:
+    return lambda p: marker in p.log_since_start()
+
+
+def gateway(gateway_id: str) -> Process:
+    port = GATEWAY_PORTS[gateway_id]
+    return Process(f"gateway-{gateway_id}",
+                   [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "gochat_project.asgi:application"],
+                   env={"GOCHAT_GATEWAY_ID": gateway_id}, ready=_http_ready(f"http://127.0.0.1:{port}/healthz"))
+
+
+def logic() -> Process:
+    return Process("logic", [sys.executable, "manage.py", "run_logic"], ready=_log_ready("logic consuming"))
+
+
+def worker(queue: str, name: str) -> Process:
+    return Process(f"worker-{name}",
+                   [str(VENV_BIN / "celery"), "-A", "gochat_project", "worker", "--pool=solo",
+                    "--prefetch-multiplier=1", "-Q", queue, "-n", f"{name}@test", "-l", "INFO"],
+                   ready=_log_ready("ready."))
+
+
+class Stack:
+    def __init__(self) -> None:
+        from gochat_project import kafka
+
+        self.gateways = {gid: gateway(gid) for gid in GATEWAY_PORTS}
+        self.logic = logic()
+        self.persist_worker = worker(kafka.persist_topic(), "persist")
+        self.fanout_worker = worker(kafka.fanout_topic(), "fanout")
+
+    def all(self) -> list[Process]:
+        return [*self.gateways.values(), self.logic, self.persist_worker, self.fanout_worker]
+
+    def start(self) -> None:
+        for p in self.all():
+            p.start()
+
+    def stop(self) -> None:
+        for p in self.all():
+            p.stop()
