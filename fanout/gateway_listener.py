@@ -97,7 +97,7 @@ class DownstreamListener(threading.Thread):
             **{"auto.offset.reset": "latest", "enable.partition.eof": False},
         ))
         partitions = self._partitions(consumer, topic)
-        consumer.assign([TopicPartition(topic, p, OFFSET_END) for p in partitions])
+        consumer.assign([TopicPartition(topic, p, self._end_offset(consumer, topic, p)) for p in partitions])
         self.ready.set()
         try:
             while not self._stop.is_set():
@@ -113,6 +113,22 @@ class DownstreamListener(threading.Thread):
                     self.loop.call_soon_threadsafe(self.connections.dispatch, records)
         finally:
             consumer.close()
+
+    @staticmethod
+    def _end_offset(consumer: Consumer, topic: str, partition: int) -> int:
+        """The end of a partition, resolved now rather than lazily at the first fetch
+        (a lazy OFFSET_END would skip what is produced before it resolves).
+
+        Tansu under-reports this (FIELD-NOTES.md: start of the newest batch + 1), so
+        the listener may replay part of the last batch: duplicate pushes, which
+        clients drop by message_id, never a missed one.
+        """
+        try:
+            _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)
+            return high if high >= 0 else OFFSET_END
+        except Exception as exc:
+            log.warning("end offset of %s[%d] unknown (%s); starting at the logical end", topic, partition, exc)
+            return OFFSET_END
 
     def _partitions(self, consumer: Consumer, topic: str) -> list[int]:
         while not self._stop.is_set():

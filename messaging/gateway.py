@@ -44,17 +44,20 @@ class GatewayRuntime:
         self.gateway_id = settings.GOCHAT_GATEWAY_ID
         self.connections = LocalConnections()
         self.buckets: dict[int, list[float]] = {}  # user id -> [tokens, last refill]
-        self._started = False
+        self.listener: DownstreamListener | None = None
         self._background: set[asyncio.Future[Any]] = set()
 
-    def ensure_started(self) -> None:
-        if self._started:
-            return
-        self._started = True
-        loop = asyncio.get_running_loop()
-        DownstreamListener(self.gateway_id, self.connections, loop).start()
-        self._keep(loop.create_task(self._heartbeat()))
-        self._install_drain()
+    async def ensure_started(self) -> None:
+        """Start the downstream listener on the first connection, and hold every
+        connection until it is positioned, so no socket misses a push meant for it."""
+        if self.listener is None:
+            loop = asyncio.get_running_loop()
+            self.listener = DownstreamListener(self.gateway_id, self.connections, loop)
+            self.listener.start()
+            self._keep(loop.create_task(self._heartbeat()))
+            self._install_drain()
+        if not self.listener.ready.is_set():
+            await asyncio.get_running_loop().run_in_executor(None, self.listener.ready.wait, 30)
 
     def _keep(self, future: "asyncio.Future[Any]") -> None:
         self._background.add(future)
@@ -71,9 +74,11 @@ class GatewayRuntime:
     def _install_drain(self) -> None:
         """On SIGTERM/SIGINT close every socket with 1012 so clients reconnect elsewhere and sync."""
         try:
+            from daphne.ws_protocol import WebSocketProtocol
             from twisted.internet import reactor
         except ImportError:  # not under Daphne
             return
+        _allow_service_restart_close(WebSocketProtocol)
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
         def drain(signum: int, frame: Any) -> None:
@@ -99,6 +104,24 @@ class GatewayRuntime:
 
 
 RUNTIME = GatewayRuntime()
+
+
+def _allow_service_restart_close(protocol_class: Any) -> None:
+    """Let Daphne send close code 1012 (Service Restart, RFC 6455's registry), which
+    PROTOCOL.md promises on shutdown: autobahn's sendClose admits only 1000 and
+    3000-4999 from applications, so send that one frame with its lower-level call."""
+    original = protocol_class.serverClose
+    if getattr(original, "gochat_patched", False):
+        return
+
+    def server_close(self: Any, code: int | None = None) -> None:
+        if code == CLOSE_SERVICE_RESTART:
+            self.sendCloseFrame(code=code)
+        else:
+            original(self, code)
+
+    server_close.gochat_patched = True  # type: ignore[attr-defined]
+    protocol_class.serverClose = server_close
 
 
 def _token_from_scope(scope: dict[str, Any]) -> str | None:
@@ -146,7 +169,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_id = user_id
         self.bad_frames: list[float] = []
         self.rate_limited = 0
-        RUNTIME.ensure_started()
+        await RUNTIME.ensure_started()
         RUNTIME.connections.add(user_id, self)
         metrics.CONNECTIONS.set(RUNTIME.connections.count())
         await presence.presence_refresh([(user_id, self.conn_id)], RUNTIME.gateway_id)

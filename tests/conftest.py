@@ -11,6 +11,19 @@ from tests.stack import Stack, wait_until
 
 
 @pytest.fixture(scope="session")
+def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> Iterator[None]:
+    """Always create the test database: the live processes need it even when no
+    test in the run asks for pytest-django's `db` (which sets up only on demand)."""
+    from django.test.utils import setup_databases, teardown_databases
+
+    with django_db_blocker.unblock():
+        config = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+    yield
+    with django_db_blocker.unblock():
+        teardown_databases(config, verbosity=0)
+
+
+@pytest.fixture(scope="session")
 def kafka_broker() -> Iterator[None]:
     from gochat_project import services
 
