@@ -12,4 +12,5 @@ urlpatterns = [
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema")),
     path("api/", include("accounts.api.urls")),
     path("api/", include("messaging.api.urls")),
+    path("api/", include("groups.api.urls")),
 ]

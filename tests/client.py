@@ -36,6 +36,12 @@ class User:
         return requests.post(gateway_url(self.gateway_id) + path, json=body, headers=self.headers, timeout=10,
                              **kwargs)
 
+    def patch(self, path: str, body: Any = None) -> requests.Response:
+        return requests.patch(gateway_url(self.gateway_id) + path, json=body, headers=self.headers, timeout=10)
+
+    def delete(self, path: str) -> requests.Response:
+        return requests.delete(gateway_url(self.gateway_id) + path, headers=self.headers, timeout=10)
+
     def ws(self, gateway_id: str | None = None) -> "Socket":
         return Socket.open(self.access, gateway_id or self.gateway_id)
 
@@ -143,3 +149,23 @@ class Socket:
 
     def close(self) -> None:
         self.conn.close()
+
+
+def bulk_users(count: int, prefix: str = "bulk", gateway_id: str = "tgw1") -> list[User]:
+    """Users created straight in MySQL with tokens minted locally: hashing a password
+    per user through the API would make the group tests slow, not more real."""
+    from django.contrib.auth.hashers import make_password
+    from rest_framework_simplejwt.tokens import RefreshToken
+
+    from accounts.models import User as UserModel
+
+    tag = uuid.uuid4().hex[:8]
+    rows = UserModel.objects.bulk_create(
+        [UserModel(username=f"{prefix}{tag}{i}", password=make_password(None)) for i in range(count)])
+    if rows[0].pk is None:  # MySQL returns no ids from bulk inserts
+        rows = list(UserModel.objects.filter(username__startswith=f"{prefix}{tag}").order_by("id"))
+    out = []
+    for row in rows:
+        refresh = RefreshToken.for_user(row)
+        out.append(User(row.pk, row.username, str(refresh.access_token), str(refresh), gateway_id))
+    return out
