@@ -13,9 +13,10 @@ from pathlib import Path
 import requests
 
 ROOT = Path(__file__).resolve().parent.parent
-LOG_DIR = ROOT / ".run" / "test-logs"
+LOG_DIR = ROOT / ".run" / "test-logs" / os.environ.get("GOCHAT_TOPIC_PREFIX", "gochat_test")
 VENV_BIN = Path(sys.executable).parent
-GATEWAY_PORTS = {"tgw1": 18001, "tgw2": 18002}
+_PORT_BASE = int(os.environ.get("GOCHAT_TEST_PORT_BASE", "18000"))
+GATEWAY_PORTS = {"tgw1": _PORT_BASE + 1, "tgw2": _PORT_BASE + 2}
 
 
 def gateway_url(gateway_id: str = "tgw1") -> str:
