@@ -41,3 +41,7 @@ def users_ban(*, user_ids: list[int]) -> None:
     layer = get_channel_layer()
     for user_id in user_ids:
         async_to_sync(layer.group_send)(user_control_group(user_id), {"type": "control.kick", "code": 4403})
+
+
+def users_unban(*, user_ids: list[int]) -> None:
+    User.objects.filter(pk__in=user_ids).update(is_active=True)

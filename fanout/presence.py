@@ -80,3 +80,37 @@ def online_filter(user_ids: list[int]) -> list[int]:
     scores = redis_client.client().zmscore(redis_client.online_key(), user_ids)
     now = time.time()
     return [uid for uid, score in zip(user_ids, scores, strict=True) if score is not None and score > now]
+
+
+async def gateway_stats_write(gateway_id: str, connections: int, users: int) -> None:
+    """What `gochat_status` shows per gateway (written with every heartbeat)."""
+    import orjson
+
+    value = orjson.dumps({"connections": connections, "users": users, "ts": time.time()})
+    await redis_client.async_client().hset(redis_client.key("gwstats"), gateway_id, value)
+
+
+def gateway_stats() -> dict[str, dict[str, float]]:
+    import orjson
+
+    raw = redis_client.client().hgetall(redis_client.key("gwstats"))
+    return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+
+
+def online_count() -> int:
+    return int(redis_client.client().zcount(redis_client.online_key(), time.time(), "+inf"))
+
+
+def new_connection_id() -> str:
+    """Connection ids sort by creation time (fixed-width hex of ns), so the oldest is the smallest."""
+    import uuid
+
+    return f"{time.time_ns():016x}{uuid.uuid4().hex[:8]}"
+
+
+async def live_connections(user_id: int) -> list[str]:
+    """The user's unexpired connection ids on every gateway, oldest first."""
+    entries = await redis_client.async_client().hgetall(redis_client.presence_key(user_id))
+    now = time.time()
+    live = [k.decode() for k, v in entries.items() if float(v.decode().partition("|")[2] or 0) > now]
+    return sorted(live)

@@ -12,7 +12,6 @@ import time
 from functools import cache
 from typing import Any
 
-import orjson
 from celery import shared_task
 from confluent_kafka import KafkaException, Producer
 from django.conf import settings
@@ -36,16 +35,14 @@ def _producer() -> Producer:
     return Producer(kafka.producer_config(on_delivery=_on_delivery))
 
 
-@shared_task(name="fanout.fanout_messages", acks_late=True, autoretry_for=(Exception,),
+@shared_task(name="fanout.fanout_frames", acks_late=True, autoretry_for=(Exception,),
              retry_backoff=0.5, retry_backoff_max=10, max_retries=None)
-def fanout_messages(payloads: list[dict[str, Any]]) -> int:
-    """Split each large-group message into chunk tasks. Returns how many chunks."""
+def fanout_frames(items: list[tuple[int, str]]) -> int:
+    """Split each (group id, frame) into chunk tasks over the group's members. Returns how many chunks."""
     chunk = settings.GOCHAT_FANOUT_CHUNK
     chunks = 0
-    for payload in payloads:
-        group_id = int(payload["conversation_id"][2:])
+    for group_id, frame in items:
         members = group_member_ids(group_id=group_id)
-        frame = orjson.dumps({"type": "message", "message": payload}).decode()
         for start in range(0, len(members), chunk):
             deliver_chunk.apply_async(args=[frame, members[start:start + chunk]], queue=kafka.fanout_topic())
             chunks += 1

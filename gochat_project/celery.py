@@ -6,6 +6,7 @@ can lose fetched tasks on a crash (FIELD-NOTES.md)."""
 import os
 
 from celery import Celery
+from celery.signals import worker_init
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gochat_project.settings")
 
@@ -41,3 +42,10 @@ def _configure() -> None:
 
 _configure()
 app.autodiscover_tasks()
+
+
+@worker_init.connect
+def _serve_metrics(**_: object) -> None:
+    from gochat_project.metrics import start_metrics_server
+
+    start_metrics_server()

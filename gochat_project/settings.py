@@ -43,6 +43,7 @@ GOCHAT_PRESENCE_TTL_S = env.int("GOCHAT_PRESENCE_TTL_S", default=60)
 GOCHAT_HEARTBEAT_S = env.int("GOCHAT_HEARTBEAT_S", default=20)
 GOCHAT_WS_SEND_RATE = env.float("GOCHAT_WS_SEND_RATE", default=50.0)  # sends/s per user
 GOCHAT_WS_SEND_BURST = env.int("GOCHAT_WS_SEND_BURST", default=200)
+GOCHAT_WS_MAX_CONNECTIONS = env.int("GOCHAT_WS_MAX_CONNECTIONS", default=10)  # per user; the oldest is closed
 GOCHAT_RECENT_CACHE_SIZE = env.int("GOCHAT_RECENT_CACHE_SIZE", default=200)
 GOCHAT_RECENT_CACHE_TTL_S = env.int("GOCHAT_RECENT_CACHE_TTL_S", default=3600)
 GOCHAT_MAX_REQUEST_BYTES = env.int("GOCHAT_MAX_REQUEST_BYTES", default=64 * 1024)
@@ -138,6 +139,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "EXCEPTION_HANDLER": "gochat_project.errors.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "auth_ip": env.str("GOCHAT_THROTTLE_AUTH", default="30/min"),
         "user": env.str("GOCHAT_THROTTLE_USER", default="600/min"),

@@ -1,21 +1,71 @@
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
+from django.urls import reverse
+from django.utils.html import format_html
 
-from groups.models import Group, GroupMember
-
-
-class GroupMemberInline(admin.TabularInline):
-    model = GroupMember
-    raw_id_fields = ("user",)
-    fields = ("user", "role", "muted", "joined_seq", "joined_at")
-    readonly_fields = ("joined_at",)
-    extra = 0
-    show_change_link = True
+from gochat_project.admin_tools import EstimatedCountPaginator, ReasonActionForm, log_action
+from groups import services
+from groups.models import Group, GroupMember, Role
 
 
 @admin.register(Group)
 class GroupAdmin(admin.ModelAdmin):
-    list_display = ("id", "name", "owner", "member_count", "dissolved", "created_at")
+    list_display = ("id", "name", "owner", "member_count", "members_link", "dissolved", "created_at")
     list_filter = ("dissolved",)
     search_fields = ("name",)
     raw_id_fields = ("owner",)
-    inlines = [GroupMemberInline]
+    readonly_fields = ("member_count", "dissolved", "members_link")
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    action_form = ReasonActionForm
+    actions = ["dissolve"]
+
+    @admin.display(description="members")
+    def members_link(self, obj: Group) -> str:
+        # Members are a paginated list of their own: an inline of 100,000 rows would not render.
+        url = reverse("admin:groups_groupmember_changelist") + f"?group__id__exact={obj.pk}"
+        return format_html('<a href="{}">{} members</a>', url, obj.member_count)
+
+    @admin.action(description="Dissolve selected groups")
+    def dissolve(self, request: HttpRequest, queryset: QuerySet[Group]) -> None:
+        for group in queryset.filter(dissolved=False)[:500]:
+            services.group_dissolve_moderated(group=group)
+            log_action(self, request, group, "Dissolved")
+
+
+@admin.register(GroupMember)
+class GroupMemberAdmin(admin.ModelAdmin):
+    list_display = ("id", "group", "user", "role", "muted", "joined_seq", "joined_at")
+    list_filter = ("role", "muted")
+    search_fields = ("user__username",)
+    raw_id_fields = ("group", "user")
+    list_select_related = ("group", "user")
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    action_form = ReasonActionForm
+    actions = ["mute", "unmute", "make_admin", "make_member"]
+
+    def has_change_permission(self, request: HttpRequest, obj: GroupMember | None = None) -> bool:
+        return False if obj is not None else super().has_change_permission(request, obj)  # change through actions
+
+    def _update(self, request: HttpRequest, queryset: QuerySet[GroupMember], what: str, **changes: object) -> None:
+        for member in queryset.exclude(role=Role.OWNER)[:1000]:
+            services.group_member_moderate(member=member, **changes)  # type: ignore[arg-type]
+            log_action(self, request, member, what)
+
+    @admin.action(description="Mute selected members")
+    def mute(self, request: HttpRequest, queryset: QuerySet[GroupMember]) -> None:
+        self._update(request, queryset, "Muted", muted=True)
+
+    @admin.action(description="Unmute selected members")
+    def unmute(self, request: HttpRequest, queryset: QuerySet[GroupMember]) -> None:
+        self._update(request, queryset, "Unmuted", muted=False)
+
+    @admin.action(description="Make selected members admins")
+    def make_admin(self, request: HttpRequest, queryset: QuerySet[GroupMember]) -> None:
+        self._update(request, queryset, "Made admin", role=Role.ADMIN)
+
+    @admin.action(description="Make selected members plain members")
+    def make_member(self, request: HttpRequest, queryset: QuerySet[GroupMember]) -> None:
+        self._update(request, queryset, "Made member", role=Role.MEMBER)

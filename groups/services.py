@@ -121,6 +121,24 @@ def group_member_update(*, actor_id: int, group: Group, user_id: int, role: str 
 
 def group_dissolve(*, actor_id: int, group: Group) -> None:
     _require_role(group, actor_id, {Role.OWNER})
+    group_dissolve_moderated(group=group)
+
+
+def group_dissolve_moderated(*, group: Group) -> None:
+    """Dissolve a group; called by group_dissolve after its owner check, or by a moderator."""
     with transaction.atomic():
         Group.objects.filter(pk=group.pk).update(dissolved=True)
         _on_commit_invalidate(group.pk)
+
+
+def group_member_moderate(*, member: GroupMember, role: str | None = None, muted: bool | None = None) -> None:
+    """A moderator changes a member's role or mute (never the owner's)."""
+    if member.role == Role.OWNER:
+        raise Conflict("The owner's role and mute cannot change.")
+    if role is not None:
+        member.role = role
+    if muted is not None:
+        member.muted = muted
+    with transaction.atomic():
+        member.save(update_fields=["role", "muted"])
+        _on_commit_invalidate(member.group_id)

@@ -6,7 +6,6 @@ import asyncio
 import logging
 import signal
 import time
-import uuid
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -30,6 +29,7 @@ CLOSE_BAD_TOKEN = 4401
 CLOSE_BANNED = 4403
 CLOSE_PROTOCOL_ABUSE = 4400
 CLOSE_RATE_ABUSE = 4429
+CLOSE_TOO_MANY_CONNECTIONS = 4409
 CLOSE_SERVICE_RESTART = 1012
 
 BAD_FRAMES_BEFORE_CLOSE = 20  # within BAD_FRAME_WINDOW_S
@@ -68,6 +68,8 @@ class GatewayRuntime:
             await asyncio.sleep(settings.GOCHAT_HEARTBEAT_S)
             try:
                 await presence.presence_refresh(self.connections.pairs(), self.gateway_id)
+                await presence.gateway_stats_write(self.gateway_id, self.connections.count(),
+                                                   len(self.connections.by_user))
             except Exception:
                 log.exception("presence heartbeat failed")
 
@@ -149,7 +151,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def connect(self) -> None:
         self.user_id = 0
-        self.conn_id = uuid.uuid4().hex
+        self.conn_id = presence.new_connection_id()
         await self.accept()
         token = _token_from_scope(self.scope)
         try:
@@ -174,6 +176,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.CONNECTIONS.set(RUNTIME.connections.count())
         await presence.presence_refresh([(user_id, self.conn_id)], RUNTIME.gateway_id)
         await self.channel_layer.group_add(user_control_group(user_id), self.channel_name)
+        await self._enforce_connection_limit()
+
+    async def _enforce_connection_limit(self) -> None:
+        """Over GOCHAT_WS_MAX_CONNECTIONS, the user's oldest sockets (on any gateway) close with 4409."""
+        conns = await presence.live_connections(self.user_id)
+        excess = conns[: max(0, len(conns) - settings.GOCHAT_WS_MAX_CONNECTIONS)]
+        if excess:
+            await self.channel_layer.group_send(user_control_group(self.user_id), {
+                "type": "control.kick", "code": CLOSE_TOO_MANY_CONNECTIONS, "conn_ids": excess})
 
     async def disconnect(self, code: int) -> None:
         if not self.user_id:
@@ -198,8 +209,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=orjson.dumps(frame).decode())
 
     async def control_kick(self, event: dict[str, Any]) -> None:
-        """Channel-layer control message: close this socket (ban)."""
-        await self.close(code=int(event.get("code", CLOSE_BANNED)))
+        """Channel-layer control message: close this socket (ban; or too many connections,
+        naming the ones to close)."""
+        targets = event.get("conn_ids")
+        if targets is None or self.conn_id in targets:
+            await self.close(code=int(event.get("code", CLOSE_BANNED)))
 
     # --- frames -------------------------------------------------------------
 

@@ -92,8 +92,12 @@ class Logic:
         consumer.subscribe([kafka.upstream_topic()])
         log.info("logic consuming %s as %s", kafka.upstream_topic(), logic_group_id())
         backoff = 0.1
+        lag_reported = 0.0
         try:
             while not self.stop_event.is_set():
+                if time.monotonic() - lag_reported > 5:
+                    self._report_lag(consumer)
+                    lag_reported = time.monotonic()
                 batch = kafka.consume_available(consumer, self.batch_size, self.poll_timeout)
                 records = [m for m in batch if m.error() is None]
                 for m in batch:
@@ -114,6 +118,17 @@ class Logic:
         finally:
             consumer.close()
             self.producer.flush(10)
+
+    @staticmethod
+    def _report_lag(consumer: Consumer) -> None:
+        """Lag from the watermark of fetch responses (Tansu's ListOffsets is wrong, FIELD-NOTES.md)."""
+        lag = 0
+        assignment = consumer.assignment()
+        for tp, pos in zip(assignment, consumer.position(assignment), strict=True):
+            watermarks = consumer.get_watermark_offsets(tp, cached=True)
+            if watermarks and watermarks[1] >= 0 and pos.offset >= 0:
+                lag += max(0, watermarks[1] - pos.offset)
+        metrics.CONSUMER_LAG.labels(kafka.upstream_topic()).set(lag)
 
     @staticmethod
     def _rewind(consumer: Consumer, records: list[KafkaMessage]) -> None:
@@ -142,7 +157,7 @@ class Logic:
     def process_events(self, events: list[dict[str, Any]]) -> None:
         deliveries = Deliveries()
         sends = [e for e in events if e.get("t") == "send"]
-        reads = [e for e in events if e.get("t") == "read"]
+        notices = [e for e in events if e.get("t") in ("read", "recall")]
         accepted, rejections = self._authorize(sends)
         for send, code, detail in rejections:
             metrics.REJECTED.labels(code).inc()
@@ -156,7 +171,7 @@ class Logic:
             payloads = [message_payload(s, a) for s, a in zip(accepted, assigned, strict=True)]
             self._persist(payloads)  # step 3: durable before anything is pushed
             metrics.ACCEPTED.inc(len(payloads))
-        self._route(accepted, payloads, reads, deliveries)
+        self._route(accepted, payloads, notices, deliveries)
         if deliveries:
             deliveries.produce(self.producer)
             flush_or_raise(self.producer, self._produce_errors)
@@ -269,43 +284,62 @@ class Logic:
             by_conv[p["conversation_id"]].append((p["seq"], orjson.dumps(p)))
         sequences.recent_add(by_conv)
 
-    def _route(self, sends: list[Send], payloads: list[dict[str, Any]], reads: list[dict[str, Any]],
+    def _route(self, sends: list[Send], payloads: list[dict[str, Any]], notices: list[dict[str, Any]],
                deliveries: Deliveries) -> None:
-        reader_targets = {int(r["uid"]) for r in reads}
-        for r in reads:
-            ref = parse_conversation_id(r.get("cid"))
-            if ref is not None and ref.kind == "single":
-                reader_targets.add(ref.peer_of(int(r["uid"])))
-        wanted = {u for s in sends for u in s.recipients} | reader_targets
-        gateways = presence.gateways_of_users(wanted)
-        large: list[dict[str, Any]] = []
+        """Acks to the sending connections, then every frame to its recipients' gateways
+        (one presence lookup for the batch). Large groups go to one fan-out job."""
+        pushes: list[tuple[str, list[int], str | None]] = []  # (frame, recipients, connection to skip)
+        large: list[tuple[int, str]] = []  # (group id, frame) for the chunked fan-out
         for send, payload in zip(sends, payloads, strict=True):
             if send.gateway_id and send.conn_id:
                 deliveries.to_connection(send.gateway_id, _frame(
                     {"type": "ack", "client_msg_id": payload["client_msg_id"], "message_id": payload["message_id"],
                      "conversation_id": payload["conversation_id"], "seq": payload["seq"], "ts": payload["ts"]}),
                     send.conn_id)
+            frame = _frame({"type": "message", "message": payload})
             if send.large_group:
-                large.append(payload)
-                continue
-            self._to_users(deliveries, gateways, _frame({"type": "message", "message": payload}),
-                           send.recipients, send.conn_id)
-        for r in reads:
-            ref = parse_conversation_id(r.get("cid"))
-            if ref is None:
-                continue
-            reader = int(r["uid"])
-            users = [reader] if ref.kind == "group" else sorted({reader, ref.peer_of(reader)})
-            frame = _frame({"type": "read", "conversation_id": ref.conversation_id, "user_id": reader,
-                            "seq": int(r["seq"])})
-            self._to_users(deliveries, gateways, frame, users, r.get("conn"))
+                large.append((send.ref.group_id, frame))  # type: ignore[arg-type]
+            else:
+                pushes.append((frame, send.recipients, send.conn_id))
+        self._route_notices(notices, pushes, large)
+        gateways = presence.gateways_of_users(u for _, users, _ in pushes for u in users)
+        for frame, users, skip in pushes:
+            self._to_users(deliveries, gateways, frame, users, skip)
         if large:
-            from fanout.tasks import fanout_messages
+            from fanout.tasks import fanout_frames
 
             kafka.CELERY_PUBLISH_ERRORS.clear()
-            fanout_messages.apply_async(args=[large], queue=kafka.fanout_topic())
+            fanout_frames.apply_async(args=[large], queue=kafka.fanout_topic())
             if kafka.CELERY_PUBLISH_ERRORS:
                 raise KafkaException(f"fan-out job not acknowledged: {kafka.CELERY_PUBLISH_ERRORS[0]}")
+
+    @staticmethod
+    def _route_notices(notices: list[dict[str, Any]], pushes: list[tuple[str, list[int], str | None]],
+                       large: list[tuple[int, str]]) -> None:
+        """Read receipts (the reader's devices, and the peer in 1:1) and recalls (everyone)."""
+        refs = [(n, parse_conversation_id(n.get("cid"))) for n in notices]
+        recall_groups = {ref.group_id: set[int]() for n, ref in refs
+                         if ref is not None and ref.group_id is not None and n["t"] == "recall"}
+        groups = group_selectors.groups_for_routing(senders=recall_groups)  # type: ignore[arg-type]
+        for n, ref in refs:
+            if ref is None:
+                continue
+            if n["t"] == "read":
+                reader = int(n["uid"])
+                users = [reader] if ref.kind == "group" else sorted({reader, ref.peer_of(reader)})
+                frame = _frame({"type": "read", "conversation_id": ref.conversation_id, "user_id": reader,
+                                "seq": int(n["seq"])})
+                pushes.append((frame, users, n.get("conn")))
+            elif n["t"] == "recall":
+                frame = _frame({"type": "recall", "conversation_id": ref.conversation_id,
+                                "message_id": str(n["mid"]), "seq": int(n["seq"])})
+                if ref.kind == "single":
+                    pushes.append((frame, sorted(set(ref.user_ids)), None))
+                elif (group := groups.get(ref.group_id)) is not None:  # type: ignore[arg-type]
+                    if group.is_large:
+                        large.append((group.group_id, frame))
+                    else:
+                        pushes.append((frame, list(group.members), None))
 
     @staticmethod
     def _to_users(deliveries: Deliveries, gateways: dict[int, set[str]], frame: str, users: list[int],

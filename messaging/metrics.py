@@ -11,3 +11,4 @@ BATCH_SECONDS = Histogram("gochat_logic_batch_seconds", "Time logic spends on on
                           buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 CONNECTIONS = Gauge("gochat_gateway_connections", "Open WebSocket connections on this gateway")
 FRAME_ERRORS = Counter("gochat_frame_errors_total", "Error frames sent to clients", ["code"])
+CONSUMER_LAG = Gauge("gochat_consumer_lag", "Records fetched-watermark minus position, per topic", ["topic"])

@@ -12,6 +12,7 @@ already handed to persistence is stored, the batch waits (see logic.py).
 
 from dataclasses import dataclass
 
+import orjson
 from django.conf import settings
 from django.db.models import Max
 
@@ -145,3 +146,18 @@ def recent_add(messages_json: dict[str, list[tuple[int, bytes]]]) -> None:
 def recent_after(conversation_id: str, after_seq: int, limit: int) -> list[bytes]:
     return redis_client.client().zrangebyscore(
         redis_client.recent_key(conversation_id), f"({after_seq}", "+inf", start=0, num=limit)
+
+
+def recent_mark_recalled(conversation_id: str, seq: int, message_id: int) -> None:
+    """Replace a cached message by its recalled form (kept at the same seq)."""
+    r = redis_client.client()
+    key = redis_client.recent_key(conversation_id)
+    for raw in r.zrangebyscore(key, seq, seq):
+        cached = orjson.loads(raw)
+        if cached["message_id"] != str(message_id):
+            continue
+        cached.update(body="", extra={}, recalled=True)
+        pipe = r.pipeline(transaction=True)
+        pipe.zrem(key, raw)
+        pipe.zadd(key, {orjson.dumps(cached): seq})
+        pipe.execute()

@@ -48,6 +48,7 @@ def messages_store(*, messages: list[dict[str, Any]]) -> int:
     with transaction.atomic():
         before = _count_existing([r.message_id for r in rows])
         Message.objects.bulk_create(rows, ignore_conflicts=True)
+        _apply_recall_marks([r.message_id for r in rows])
         _conversations_touch(messages)
     inserted = len(rows) - before
     _report_seq_conflicts(rows)
@@ -114,3 +115,33 @@ def conversation_read(*, user_id: int, conversation_id: str, seq: int, max_seq: 
         cursor.execute("SELECT read_seq FROM conversation_states WHERE user_id = %s AND conversation_id = %s",
                        [user_id, conversation_id])
         return int(cursor.fetchone()[0])
+
+
+RECALL_MARK_TTL_S = 7 * 24 * 3600
+
+
+def message_recall(*, message_id: int, conversation_id: str, seq: int) -> None:
+    """Recall a message: it keeps its seq, its body and extra are emptied, history and
+    sync say `recalled: true`, and a `recall` frame reaches the conversation's online
+    members (routed by logic). Recalling twice is a no-op for the data.
+
+    Safe against racing the message's own persistence: a Redis mark is written
+    first, and the persistence task applies marks to the rows it inserts.
+    """
+    from gochat_project import redis_client
+    from messaging import sequences, upstream
+
+    redis_client.client().set(redis_client.key("recalled", message_id), "1", ex=RECALL_MARK_TTL_S)
+    Message.objects.filter(message_id=message_id).update(recalled=True, body="", extra={})
+    sequences.recent_mark_recalled(conversation_id, seq, message_id)
+    upstream.upstream_recall(conversation_id=conversation_id, message_id=message_id, seq=seq)
+
+
+def _apply_recall_marks(message_ids: list[int]) -> None:
+    """Recalls that arrived before these rows were stored."""
+    from gochat_project import redis_client
+
+    marks = redis_client.client().mget([redis_client.key("recalled", m) for m in message_ids])
+    recalled = [m for m, mark in zip(message_ids, marks, strict=True) if mark]
+    if recalled:
+        Message.objects.filter(message_id__in=recalled).update(recalled=True, body="", extra={})

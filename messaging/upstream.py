@@ -54,3 +54,9 @@ def upstream_send(*, sender_id: int, fields: dict[str, Any], gateway_id: str | N
 def upstream_read(*, user_id: int, conversation_id: str, seq: int, conn_id: str | None = None) -> None:
     """Ask logic to route a read receipt (the read state is already stored)."""
     _produce(conversation_id, {"t": "read", "uid": user_id, "cid": conversation_id, "seq": seq, "conn": conn_id})
+
+
+def upstream_recall(*, conversation_id: str, message_id: int, seq: int) -> None:
+    """Ask logic to push a `recall` frame to the conversation's online members."""
+    _produce(conversation_id, {"t": "recall", "cid": conversation_id, "mid": str(message_id), "seq": seq})
+    _producer().flush(5)  # called from request handlers and admin actions: make it durable before answering

@@ -17,6 +17,7 @@ LOG_DIR = ROOT / ".run" / "test-logs" / os.environ.get("GOCHAT_TOPIC_PREFIX", "g
 VENV_BIN = Path(sys.executable).parent
 _PORT_BASE = int(os.environ.get("GOCHAT_TEST_PORT_BASE", "18000"))
 GATEWAY_PORTS = {"tgw1": _PORT_BASE + 1, "tgw2": _PORT_BASE + 2}
+METRICS_PORTS = {"logic": _PORT_BASE + 11, "persist": _PORT_BASE + 12, "fanout": _PORT_BASE + 13}
 
 
 def gateway_url(gateway_id: str = "tgw1") -> str:
@@ -110,14 +111,15 @@ def gateway(gateway_id: str) -> Process:
 
 
 def logic() -> Process:
-    return Process("logic", [sys.executable, "manage.py", "run_logic"], ready=_log_ready("logic consuming"))
+    return Process("logic", [sys.executable, "manage.py", "run_logic"], ready=_log_ready("logic consuming"),
+                   env={"GOCHAT_METRICS_PORT": str(METRICS_PORTS["logic"])})
 
 
 def worker(queue: str, name: str) -> Process:
     return Process(f"worker-{name}",
                    [str(VENV_BIN / "celery"), "-A", "gochat_project", "worker", "--pool=solo",
                     "--prefetch-multiplier=1", "-Q", queue, "-n", f"{name}@test", "-l", "INFO"],
-                   ready=_log_ready("ready."))
+                   ready=_log_ready("ready."), env={"GOCHAT_METRICS_PORT": str(METRICS_PORTS[name])})
 
 
 class Stack:

@@ -13,6 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=1000, help="max records per batch (default 1000)")
 
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
+        from gochat_project.metrics import start_metrics_server
+
+        start_metrics_server()
         logic = Logic(batch_size=batch_size)
 
         def stop(signum: int, frame: Any) -> None:
