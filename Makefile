@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv run test lint services clean
+.PHONY: venv run test lint services clean bench
 
 venv: $(VENV)/.installed
 
@@ -29,3 +29,8 @@ test: venv lint
 
 clean:
 	rm -rf $(VENV) .run
+
+# Benchmarks (docs/benchmarks.md): every scenario, its own stack, ~12 minutes.
+BENCH_ARGS ?= --repeat 3 --duration 60 --latency-duration 15
+bench: venv
+	$(PY) -m bench all $(BENCH_ARGS)

@@ -204,7 +204,12 @@ LOGGING = {
         }
     },
     "root": {"handlers": ["console"], "level": env.str("GOCHAT_LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        # One line per task received/succeeded costs the workers CPU on the hot path.
+        "celery.app.trace": {"level": "WARNING"},
+        "celery.worker.strategy": {"level": "WARNING"},
+    },
 }
 
 GOCHAT_LARGE_GROUP_THRESHOLD = env.int("GOCHAT_LARGE_GROUP_THRESHOLD", default=500)

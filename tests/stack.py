@@ -99,6 +99,13 @@ def _http_ready(url: str) -> Callable[[Process], bool]:
     return check
 
 
+def _port_in_use(port: int) -> bool:
+    import socket
+
+    with socket.socket() as sock:
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
 def _log_ready(marker: str) -> Callable[[Process], bool]:
     return lambda p: marker in p.log_since_start()
 
@@ -106,7 +113,8 @@ def _log_ready(marker: str) -> Callable[[Process], bool]:
 def gateway(gateway_id: str) -> Process:
     port = GATEWAY_PORTS[gateway_id]
     return Process(f"gateway-{gateway_id}",
-                   [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "gochat_project.asgi:application"],
+                   [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                    "-v", os.environ.get("GOCHAT_DAPHNE_VERBOSITY", "1"), "gochat_project.asgi:application"],
                    env={"GOCHAT_GATEWAY_ID": gateway_id}, ready=_http_ready(f"http://127.0.0.1:{port}/healthz"))
 
 
@@ -135,8 +143,15 @@ class Stack:
         return [*self.gateways.values(), self.logic, self.persist_worker, self.fanout_worker]
 
     def start(self) -> None:
-        for p in self.all():
-            p.start()
+        for port in GATEWAY_PORTS.values():
+            if _port_in_use(port):
+                raise RuntimeError(f"port {port} is taken (a stale gateway?); the stack needs it free")
+        try:
+            for p in self.all():
+                p.start()
+        except Exception:
+            self.stop()
+            raise
 
     def stop(self) -> None:
         for p in self.all():

@@ -1,0 +1,562 @@
+"""GoChat benchmarks: `python -m bench [scenario ...] [options]` (`make bench` runs all).
+
+Starts its own stack (database gochat_bench, Redis db 11, a bundled broker on
+19392, topic prefix gochat_bench, gateways on 18301/18302) with DEBUG off, so it
+runs beside `make run` and the tests. Scenarios:
+  throughput   1:1, N pairs sending as fast as acks return (window W per sender)
+  latency      1:1 at fixed total rates, sends spread evenly with random phase
+  connections  idle WebSocket connections on one gateway process: RSS per connection, connect time
+  large-group  a seeded 100,000-member group with K members online: send -> last delivery
+  baseline     a plain Channels chat (group_send on channels-redis) under the same generator
+  kafka-floor  the broker's raw produce -> consume round trip
+Every figure is repeated --repeat times (min/median/max); results are printed as a
+table and written to bench-results/<timestamp>.json.
+"""
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH_ENV = {
+    "GOCHAT_DATABASE_URL": "mysql://root@127.0.0.1:3306/gochat_bench",
+    "GOCHAT_REDIS_URL": "redis://127.0.0.1:6379/11",
+    "GOCHAT_KAFKA_BOOTSTRAP": "127.0.0.1:19392",
+    "GOCHAT_TOPIC_PREFIX": "gochat_bench",
+    "GOCHAT_GATEWAY_ID": "tgw1",
+    "GOCHAT_GATEWAY_IDS": "tgw1,tgw2",
+    "GOCHAT_TEST_PORT_BASE": "18300",
+    "GOCHAT_WS_SEND_RATE": "100000",
+    "GOCHAT_WS_SEND_BURST": "100000",
+    "GOCHAT_THROTTLE_AUTH": "100000/min",
+    "GOCHAT_THROTTLE_USER": "1000000/min",
+    "GOCHAT_DAPHNE_VERBOSITY": "0",
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
+    "DJANGO_SETTINGS_MODULE": "gochat_project.settings",
+}
+os.environ.update(BENCH_ENV)
+sys.path.insert(0, str(ROOT))
+
+import django  # noqa: E402
+
+django.setup()
+
+import multiprocessing as mp  # noqa: E402
+
+from bench import loadgen  # noqa: E402
+from tests.stack import GATEWAY_PORTS, VENV_BIN, Process, Stack, wait_until, ws_url  # noqa: E402
+
+
+def raise_fd_limit() -> None:
+    _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+
+
+def percentile(values: list[float], p: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process and its threads, from /proc."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+class Bench:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.stack: Stack | None = None
+        self.baseline_pids: dict[str, int] = {}
+        self.own_broker = False
+        self.results: dict[str, Any] = {"machine": machine(), "args": vars(args), "scenarios": {}}
+
+    # --- setup ------------------------------------------------------------------
+
+    def start_stack(self) -> Stack:
+        import MySQLdb
+        from django.core.management import call_command
+
+        from gochat_project import redis_client, services
+
+        conn = MySQLdb.connect(host="127.0.0.1", user="root")
+        conn.cursor().execute("DROP DATABASE IF EXISTS gochat_bench")
+        conn.close()
+        self.own_broker = services.broker_start()  # the bench's own broker, on its own port
+        services.services_up()
+        call_command("migrate", verbosity=0)
+        redis_client.client().flushdb()
+        stack = Stack()
+        stack.start()
+        self.stack = stack
+        return stack
+
+    def server_pids(self) -> dict[str, int]:
+        """GoChat's processes plus what they stand on (the broker, MySQL, Redis)."""
+        import subprocess
+
+        from gochat_project import services
+
+        assert self.stack is not None
+        pids = {p.name: p.proc.pid for p in self.stack.all() if p.proc is not None}
+        pidfile = services.RUN_DIR / "tansu-19392.pid"
+        if pidfile.exists():
+            pids["kafka(tansu)"] = int(pidfile.read_text())
+        for name in ("mariadbd", "redis-server"):
+            found = subprocess.run(["pgrep", "-o", "-x", name], capture_output=True, text=True).stdout.split()
+            if found:
+                pids[name] = int(found[0])
+        return pids
+
+    def users(self, count: int, prefix: str) -> list[tuple[int, str]]:
+        """(id, access token) for `count` bulk-created users."""
+        from rest_framework_simplejwt.tokens import AccessToken
+
+        from accounts.models import User
+
+        names = [f"{prefix}{i}" for i in range(count)]
+        User.objects.bulk_create([User(username=n, password="!") for n in names], batch_size=5000,
+                                 ignore_conflicts=True)
+        ids = dict(User.objects.filter(username__startswith=prefix).values_list("username", "id"))
+        return [(ids[n], str(AccessToken.for_user(User(pk=ids[n])))) for n in names]
+
+    def pairs(self, count: int, prefix: str, baseline: bool = False) -> list[loadgen.Pair]:
+        # The baseline has no accounts: its "token" is the user id.
+        users = [(100000 + i, str(100000 + i)) for i in range(2 * count)] if baseline else self.users(2 * count, prefix)
+        out = []
+        for i in range(count):
+            (a, ta), (b, tb) = users[2 * i], users[2 * i + 1]
+            out.append(loadgen.Pair(a, ta, b, tb, f"s_{min(a, b)}_{max(a, b)}"))
+        return out
+
+    # --- running the generator -----------------------------------------------------
+
+    def run_pairs(self, url: str, pairs: list[loadgen.Pair], *, duration: float, window: int = 1,
+                  total_rate: float | None = None, warmup: float = 0.0,
+                  server_pids: dict[str, int] | None = None) -> dict[str, Any]:
+        workers = self.args.workers
+        chunks = [pairs[i::workers] for i in range(workers)]
+        ctx = mp.get_context("fork")
+        out = ctx.Queue()
+        go = ctx.Event()
+        readies = []
+        procs = []
+        for chunk in chunks:
+            ready = ctx.Event()
+            rate = total_rate / len(pairs) if total_rate else None
+            p = ctx.Process(target=loadgen.pairs_worker, args=(url, chunk, ready, go, out, duration, window, rate),
+                            kwargs={"warmup_s": warmup})
+            p.start()
+            procs.append(p)
+            readies.append(ready)
+        for r in readies:
+            r.wait(120)
+        pids = server_pids if server_pids is not None else self.server_pids()
+        cpu0 = {n: proc_cpu_s(pid) for n, pid in pids.items()}
+        t0 = time.monotonic()
+        go.set()
+        results = [out.get(timeout=duration + warmup + 120) for _ in procs]
+        elapsed = time.monotonic() - t0
+        for p in procs:
+            p.join(10)
+        server_cpu = {n: round(proc_cpu_s(pid) - cpu0[n], 2) for n, pid in pids.items()}
+        merged = loadgen.WorkerResult()
+        for r in results:
+            merged.sent += r.sent
+            merged.acked += r.acked
+            merged.delivered += r.delivered
+            merged.errors += r.errors
+            merged.latencies_ms += r.latencies_ms
+            merged.acked_ids += r.acked_ids
+            merged.cpu_s += r.cpu_s
+            merged.connect_failures += r.connect_failures
+        return {"result": merged, "elapsed": elapsed, "server_cpu_s": server_cpu,
+                "generator_cpu_s": round(merged.cpu_s, 2)}
+
+    def persisted(self, acked_ids: list[tuple[str, int]], timeout: float = 120) -> dict[str, int]:
+        """Wait for every acked message to be in MySQL; count gaps and missing rows."""
+        from django.db.models import Count, Max
+
+        from messaging.models import Message
+
+        convs = sorted({c for c, _ in acked_ids})
+        expected = len(acked_ids)
+
+        def stored() -> int:
+            return Message.objects.filter(conversation_id__in=convs).count()
+
+        deadline = time.monotonic() + timeout
+        while stored() < expected and time.monotonic() < deadline:
+            time.sleep(0.5)
+        rows = Message.objects.filter(conversation_id__in=convs).values("conversation_id").annotate(
+            n=Count("message_id"), m=Max("seq"))
+        gaps = sum(r["m"] - r["n"] for r in rows)
+        return {"stored": stored(), "expected": expected, "gaps": gaps, "missing": max(0, expected - stored())}
+
+    # --- scenarios -------------------------------------------------------------------
+
+    def throughput(self, *, baseline: bool = False, baseline_url: str | None = None) -> dict[str, Any]:
+        a = self.args
+        runs = []
+        for i in range(a.repeat):
+            pairs = self.pairs(a.pairs, f"tp{i}x" if not baseline else "", baseline=baseline)
+            url = baseline_url if baseline else ws_url("tgw1")
+            r = self.run_pairs(url, pairs, duration=a.duration, window=a.window,
+                               server_pids=self.baseline_pids if baseline else None)
+            res: loadgen.WorkerResult = r["result"]
+            run = {"sent": res.sent, "acked": res.acked, "delivered": res.delivered, "errors": res.errors,
+                   "connect_failures": res.connect_failures,
+                   "delivered_per_s": round(res.delivered / a.duration), "acked_per_s": round(res.acked / a.duration),
+                   "p50_ms": round(percentile(res.latencies_ms, 50), 1),
+                   "p99_ms": round(percentile(res.latencies_ms, 99), 1),
+                   "server_cpu_s": r["server_cpu_s"], "generator_cpu_s": r["generator_cpu_s"]}
+            run["undelivered"] = res.acked - min(res.acked, res.delivered)  # acked, never pushed (after drain)
+            if not baseline:
+                run["persistence"] = self.persisted(res.acked_ids)
+                run["lost"] = run["persistence"]["missing"]  # acked but not stored
+            else:
+                run["lost"] = run["undelivered"]  # the baseline stores nothing: not delivered is lost
+            runs.append(run)
+            print(f"  throughput run {i + 1}: {run}", flush=True)
+        return {"runs": runs, "delivered_per_s": spread([r["delivered_per_s"] for r in runs])}
+
+    def latency(self, *, baseline: bool = False, baseline_url: str | None = None) -> dict[str, Any]:
+        a = self.args
+        out: dict[str, Any] = {}
+        for rate in a.rates:
+            runs = []
+            for i in range(a.repeat):
+                pairs = self.pairs(a.latency_pairs, f"lat{rate}r{i}x" if not baseline else "", baseline=baseline)
+                url = baseline_url if baseline else ws_url("tgw1")
+                r = self.run_pairs(url, pairs, duration=a.latency_duration, total_rate=rate, warmup=1.0,
+                                   server_pids=self.baseline_pids if baseline else None)
+                res = r["result"]
+                run = {"offered_per_s": rate, "sent": res.sent, "delivered": res.delivered,
+                       "p50_ms": round(percentile(res.latencies_ms, 50), 2),
+                       "p95_ms": round(percentile(res.latencies_ms, 95), 2),
+                       "p99_ms": round(percentile(res.latencies_ms, 99), 2),
+                       "max_ms": round(max(res.latencies_ms or [float("nan")]), 2),
+                       "server_cpu_s": r["server_cpu_s"], "generator_cpu_s": r["generator_cpu_s"]}
+                runs.append(run)
+                print(f"  latency {rate}/s run {i + 1}: {run}", flush=True)
+            out[str(rate)] = {"runs": runs, "p50_ms": spread([r["p50_ms"] for r in runs]),
+                              "p99_ms": spread([r["p99_ms"] for r in runs])}
+        return out
+
+    def connections(self) -> dict[str, Any]:
+        a = self.args
+        assert self.stack is not None
+        gw = self.stack.gateways["tgw1"]
+        assert gw.proc is not None
+        users = self.users(a.connections, "conn")
+        rss0 = proc_rss_kib(gw.proc.pid)
+        ctx = mp.get_context("fork")
+        out, go, stop = ctx.Queue(), ctx.Event(), ctx.Event()
+        chunks = [[t for _, t in users[i::a.workers]] for i in range(a.workers)]
+        readies, procs = [], []
+        t0 = time.monotonic()
+        for chunk in chunks:
+            ready = ctx.Event()
+            p = ctx.Process(target=loadgen.listeners_worker, args=(ws_url("tgw1"), chunk, ready, go, stop, out))
+            p.start()
+            procs.append(p)
+            readies.append(ready)
+        for r in readies:
+            r.wait(600)
+        connect_s = time.monotonic() - t0
+        time.sleep(2)
+        rss1 = proc_rss_kib(gw.proc.pid)
+        stop.set()
+        results = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(10)
+        failures = sum(r.connect_failures for r in results)
+        held = a.connections - failures
+        return {"connections": held, "failed": failures, "connect_s": round(connect_s, 1),
+                "connects_per_s": round(held / connect_s), "gateway_rss_mib": round(rss1 / 1024),
+                "rss_per_connection_kib": round((rss1 - rss0) / max(1, held), 1),
+                "generator_cpu_s": round(sum(r.cpu_s for r in results), 1)}
+
+    def large_group(self) -> dict[str, Any]:
+        from django.core.management import call_command
+
+        from groups.models import Group
+
+        a = self.args
+        t0 = time.monotonic()
+        call_command("seed_demo", users=a.group_size, group_size=a.group_size, prefix="lg", no_progress=True,
+                     stdout=open(os.devnull, "w"))  # noqa: SIM115
+        seed_s = time.monotonic() - t0
+        group = Group.objects.filter(owner__username="lg0").latest("id")
+        members = self.users(a.group_size, "lg")  # existing users: ids and tokens
+        owner_token = members[0][1]
+        step = max(1, a.group_size // a.online)
+        online = [t for _, t in members[1::step]][: a.online]
+        ctx = mp.get_context("fork")
+        out, go, stop = ctx.Queue(), ctx.Event(), ctx.Event()
+        readies, procs = [], []
+        for i in range(a.workers):
+            ready = ctx.Event()
+            gw = "tgw1" if i % 2 == 0 else "tgw2"
+            p = ctx.Process(target=loadgen.listeners_worker, kwargs={"count_messages": True},
+                            args=(ws_url(gw), online[i::a.workers], ready, go, stop, out))
+            p.start()
+            procs.append(p)
+            readies.append(ready)
+        for r in readies:
+            r.wait(600)
+        time.sleep(1)
+        sends = self._send_group_messages(owner_token, group.conversation_id, a.group_sends)
+        time.sleep(max(5.0, a.group_sends * 1.0))
+        stop.set()
+        results = [out.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(10)
+        receipts: dict[str, list[float]] = {}
+        for r in results:
+            for mid, times in r.receive_times.items():
+                receipts.setdefault(mid, []).extend(times)
+        online_n = len(online) - sum(r.connect_failures for r in results)
+        per_message = []
+        for mid, sent_at in sends:
+            times = receipts.get(mid, [])
+            per_message.append({"received_by": len(times),
+                                "last_ms": round((max(times) - sent_at) * 1000) if times else None,
+                                "p50_ms": round((percentile(times, 50) - sent_at) * 1000) if times else None})
+        first = per_message[0]
+        burst_last = max((m["last_ms"] or 0) for m in per_message)
+        return {"members": a.group_size, "online": online_n, "seed_s": round(seed_s, 1),
+                "single_send_last_ms": first["last_ms"], "single_send_received_by": first["received_by"],
+                "sends": len(sends), "burst_last_delivery_ms": burst_last,
+                "all_received": all(m["received_by"] == online_n for m in per_message), "per_message": per_message}
+
+    def _send_group_messages(self, token: str, cid: str, count: int) -> list[tuple[str, float]]:
+        """Send one message, wait for its delivery window, then `count - 1` back to back."""
+        import asyncio
+
+        import orjson
+        import websockets
+
+        async def run() -> list[tuple[str, float]]:
+            out = []
+            async with websockets.connect(f"{ws_url('tgw1')}?token={token}", max_size=2**22) as ws:
+                async def send(i: int) -> None:
+                    await ws.send(orjson.dumps({"type": "send", "client_msg_id": f"lg-{time.time_ns()}-{i}",
+                                                "conversation_id": cid, "body": f"to everyone {i}"}).decode())
+
+                async def ack() -> dict[str, Any]:
+                    while True:
+                        frame = orjson.loads(await ws.recv())
+                        if frame["type"] in ("ack", "error"):
+                            return frame
+
+                t = time.monotonic()
+                await send(0)
+                out.append(((await ack())["message_id"], t))
+                await asyncio.sleep(3)
+                times = []
+                for i in range(1, count):
+                    times.append(time.monotonic())
+                    await send(i)
+                for t in times:
+                    out.append(((await ack())["message_id"], t))
+            return out
+
+        return asyncio.run(run())
+
+    def kafka_floor(self) -> dict[str, Any]:
+        import uuid
+
+        from confluent_kafka import Consumer, Producer
+
+        from gochat_project import kafka, services
+
+        topic = f"gochat_bench.floor{uuid.uuid4().hex[:6]}"
+        services.ensure_topics({topic: 1})
+        consumer = Consumer(kafka.consumer_config(f"floor-{uuid.uuid4().hex[:6]}",
+                                                  **{"auto.offset.reset": "latest"}))
+        consumer.subscribe([topic])
+        while not consumer.assignment():
+            consumer.poll(0.1)
+        producer = Producer(kafka.producer_config(**{"linger.ms": 0}))
+        latencies: list[float] = []
+        n = self.args.floor_messages
+        interval = 1.0 / self.args.floor_rate
+        next_at = time.monotonic()
+        sent = 0
+        while len(latencies) < n:
+            now = time.monotonic()
+            if sent < n and now >= next_at:
+                producer.produce(topic, str(time.monotonic()).encode())
+                producer.poll(0)
+                sent += 1
+                next_at += interval
+            for m in kafka.consume_available(consumer, 100, 0.001):
+                if m.error() is None:
+                    latencies.append((time.monotonic() - float(m.value())) * 1000)
+        consumer.close()
+        return {"messages": n, "offered_per_s": self.args.floor_rate,
+                "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
+                "max_ms": round(max(latencies), 2)}
+
+    def start_baseline(self) -> tuple[Process, str]:
+        port = GATEWAY_PORTS["tgw2"] + 10
+        p = Process("baseline", [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0",
+                                 "bench.baseline:application"],
+                    env={"DJANGO_SETTINGS_MODULE": "bench.baseline", "BASELINE_REDIS_URL": "redis://127.0.0.1:6379/10"})
+        p.start()
+        wait_until(lambda: _port_open(port), 30, "baseline up")
+        assert p.proc is not None
+        self.baseline_pids = {"baseline": p.proc.pid}
+        return p, f"ws://127.0.0.1:{port}/ws"
+
+
+def _port_open(port: int) -> bool:
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+def spread(values: list[float]) -> dict[str, float]:
+    return {"min": min(values), "median": statistics.median(values), "max": max(values)}
+
+
+def machine() -> dict[str, Any]:
+    mem_kib = int(Path("/proc/meminfo").read_text().split()[1])
+    model = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                  if line.startswith("model name")), "?")
+    return {"cores": os.cpu_count(), "memory_gib": round(mem_kib / 1024 / 1024, 1), "cpu": model,
+            "python": sys.version.split()[0], "gateway_server": "daphne"}
+
+
+SCENARIOS = ["kafka-floor", "throughput", "latency", "baseline", "connections", "large-group"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("scenarios", nargs="*", default=["all"], choices=["all", *SCENARIOS])
+    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--workers", type=int, default=4, help="load-generator processes")
+    parser.add_argument("--pairs", type=int, default=500)
+    parser.add_argument("--duration", type=float, default=60.0, help="throughput window (s)")
+    parser.add_argument("--window", type=int, default=4, help="unacked sends per sender (throughput)")
+    parser.add_argument("--rates", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--latency-pairs", type=int, default=500)
+    parser.add_argument("--latency-duration", type=float, default=15.0)
+    parser.add_argument("--connections", type=int, default=10000)
+    parser.add_argument("--group-size", type=int, default=100000)
+    parser.add_argument("--online", type=int, default=5000)
+    parser.add_argument("--group-sends", type=int, default=10)
+    parser.add_argument("--floor-messages", type=int, default=5000)
+    parser.add_argument("--floor-rate", type=int, default=1000)
+    parser.add_argument("--out", default=str(ROOT / "bench-results"))
+    args = parser.parse_args()
+    chosen = SCENARIOS if "all" in args.scenarios else args.scenarios
+    raise_fd_limit()
+    bench = Bench(args)
+    started = time.monotonic()
+    try:
+        bench.start_stack()
+        for name in chosen:
+            print(f"== {name}", flush=True)
+            t = time.monotonic()
+            if name == "kafka-floor":
+                result = bench.kafka_floor()
+            elif name == "throughput":
+                result = bench.throughput()
+            elif name == "latency":
+                result = bench.latency()
+            elif name == "baseline":
+                proc, url = bench.start_baseline()
+                try:
+                    result = {"throughput": bench.throughput(baseline=True, baseline_url=url),
+                              "latency": bench.latency(baseline=True, baseline_url=url)}
+                finally:
+                    proc.stop()
+            elif name == "connections":
+                result = bench.connections()
+            else:
+                result = bench.large_group()
+            result["scenario_s"] = round(time.monotonic() - t, 1)
+            bench.results["scenarios"][name] = result
+            print(json.dumps(result, default=str)[:2000], flush=True)
+    finally:
+        if bench.stack is not None:
+            bench.stack.stop()
+        if bench.own_broker:
+            from gochat_project import services
+
+            services.broker_stop()
+    bench.results["total_s"] = round(time.monotonic() - started, 1)
+    Path(args.out).mkdir(exist_ok=True)
+    path = Path(args.out) / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"
+    path.write_text(json.dumps(bench.results, indent=2, default=str))
+    print_table(bench.results)
+    print(f"\nwritten to {path}")
+
+
+def print_table(results: dict[str, Any]) -> None:
+    s = results["scenarios"]
+    rows = []
+    if "throughput" in s:
+        rows.append(("1:1 delivered msg/s (min/med/max)", fmt(s["throughput"]["delivered_per_s"])))
+        rows.append(("1:1 lost / seq gaps (all runs)", f"{sum(r['lost'] for r in s['throughput']['runs'])} / "
+                     f"{sum(r['persistence']['gaps'] for r in s['throughput']['runs'])}"))
+    if "baseline" in s:
+        rows.append(("baseline delivered msg/s", fmt(s["baseline"]["throughput"]["delivered_per_s"])))
+        rows.append(("baseline lost (acked, never delivered)",
+                     str(sum(r["lost"] for r in s["baseline"]["throughput"]["runs"]))))
+        if "throughput" in s:
+            ratio = s["throughput"]["delivered_per_s"]["median"] / max(
+                1, s["baseline"]["throughput"]["delivered_per_s"]["median"])
+            rows.append(("throughput GoChat / baseline", f"{ratio:.2f}x"))
+    if "latency" in s:
+        for rate, v in s["latency"].items():
+            rows.append((f"latency @{rate}/s p50 / p99 ms", f"{fmt(v['p50_ms'])} / {fmt(v['p99_ms'])}"))
+    if "baseline" in s:
+        for rate, v in s["baseline"]["latency"].items():
+            rows.append((f"baseline @{rate}/s p50 / p99 ms", f"{fmt(v['p50_ms'])} / {fmt(v['p99_ms'])}"))
+    if "kafka-floor" in s:
+        k = s["kafka-floor"]
+        rows.append((f"kafka produce->consume @{k['offered_per_s']}/s p50 / p99 ms", f"{k['p50_ms']} / {k['p99_ms']}"))
+    if "connections" in s:
+        c = s["connections"]
+        rows.append(("idle connections on one gateway", f"{c['connections']} ({c['failed']} failed)"))
+        rows.append(("gateway RSS per connection KiB", str(c["rss_per_connection_kib"])))
+        rows.append(("time to connect all s", str(c["connect_s"])))
+    if "large-group" in s:
+        g = s["large-group"]
+        rows.append((f"{g['members']}-member group, {g['online']} online: send -> last ms",
+                     str(g["single_send_last_ms"])))
+        rows.append((f"{g['sends']} sends back to back -> last ms", str(g["burst_last_delivery_ms"])))
+    width = max(len(r[0]) for r in rows) if rows else 10
+    print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
+
+
+def fmt(v: dict[str, float]) -> str:
+    return f"{v['min']} / {v['median']} / {v['max']}"
+
+
+if __name__ == "__main__":
+    main()
