@@ -4,6 +4,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from gochat_project import health
 from gochat_project.metrics import metrics_view
+from gochat_project.web import web_asset, web_index
 
 urlpatterns = [
     path("admin/", admin.site.urls),
@@ -15,4 +16,6 @@ urlpatterns = [
     path("api/", include("accounts.api.urls")),
     path("api/", include("messaging.api.urls")),
     path("api/", include("groups.api.urls")),
+    path("", web_index, name="web-index"),
+    path("web/<path:path>", web_asset, name="web-asset"),
 ]

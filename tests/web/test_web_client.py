@@ -1,0 +1,437 @@
+"""The web client (web/, served at /) in a real browser: Playwright driving Debian's
+Chromium against the live stack (two Daphne gateways, logic, Celery workers).
+
+Every wait is on something visible (Playwright's expect/wait_for); nothing sleeps."""
+
+import json
+import re
+import subprocess
+import sys
+import uuid
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pytest
+import requests
+from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, sync_playwright
+
+from tests.client import PASSWORD, User, register, single_cid
+from tests.conftest import Db
+from tests.stack import Stack, gateway_url
+
+pytestmark = pytest.mark.e2e
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+STORAGE_KEY = "gochat.auth.v1"  # web/app.js keeps the tokens here, shared by every tab
+ROOT = Path(__file__).resolve().parents[2]
+SCREENSHOT = ROOT / "docs" / "screenshot-chat.png"
+WAIT_MS = 15_000
+
+T = TypeVar("T")
+
+expect.set_options(timeout=WAIT_MS)
+
+
+def off_loop(fn: Callable[..., T], *args: Any) -> T:
+    """Run Django ORM work on a plain thread: Playwright's sync API keeps an event loop
+    on this one, and Django refuses synchronous queries there."""
+    def run() -> T:
+        from django.db import connections
+
+        try:
+            return fn(*args)
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(run).result()
+
+
+@pytest.fixture(scope="module")
+def browser(stack: Stack) -> Iterator[Browser]:
+    with sync_playwright() as pw:
+        launched = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+class Pages:
+    """Browser contexts (one per signed-in person) and pages (tabs); JS errors fail the test."""
+
+    def __init__(self, browser: Browser) -> None:
+        self.browser = browser
+        self.contexts: list[BrowserContext] = []
+        self.errors: list[str] = []
+
+    def new(self, context: BrowserContext | None = None) -> Page:
+        if context is None:
+            context = self.browser.new_context(base_url=gateway_url("tgw1"), viewport={"width": 1200, "height": 760})
+            self.contexts.append(context)
+        page = context.new_page()
+        page.set_default_timeout(WAIT_MS)
+        page.on("pageerror", lambda exc: self.errors.append(str(exc)))
+        return page
+
+    def close(self) -> None:
+        for context in self.contexts:
+            context.close()
+
+
+@pytest.fixture
+def pages(browser: Browser) -> Iterator[Pages]:
+    opened = Pages(browser)
+    yield opened
+    opened.close()
+    assert not opened.errors, f"uncaught errors in the page: {opened.errors}"
+
+
+# --- serving the client ------------------------------------------------------------
+
+
+def test_client_files_are_served_with_their_types(client: Any) -> None:
+    page = client.get("/")
+    assert page.status_code == 200
+    assert page["Content-Type"] == "text/html; charset=utf-8"
+    assert b'src="/web/app.js"' in page.content
+    assert "script-src 'self'" in page["Content-Security-Policy"]
+    for path, content_type in (("/web/app.js", "text/javascript; charset=utf-8"),
+                               ("/web/style.css", "text/css; charset=utf-8"),
+                               ("/web/favicon.svg", "image/svg+xml")):
+        r = client.get(path)
+        assert r.status_code == 200 and r["Content-Type"] == content_type, path
+        assert client.get(path, HTTP_IF_NONE_MATCH=r["ETag"]).status_code == 304
+    assert client.post("/").status_code == 405
+
+
+@pytest.mark.parametrize("path", ["/web/", "/web/nope.js", "/web/%2e%2e/manage.py", "/web/..%2fmanage.py",
+                                  "/web/../manage.py", "/web/%2e%2e/gochat_project/settings.py",
+                                  "/web/.hidden", "/web/%2fetc%2fpasswd", "/web/..%5cmanage.py"])
+def test_nothing_outside_web_is_served(client: Any, path: str) -> None:
+    assert client.get(path).status_code == 404
+
+
+# --- what a person does --------------------------------------------------------
+
+
+def register_in_ui(page: Page, username: str, nickname: str) -> None:
+    page.goto("/")
+    page.click("#tab-register")
+    page.fill("#auth-username", username)
+    page.fill("#auth-nickname", nickname)
+    page.fill("#auth-password", PASSWORD)
+    page.click("#auth-submit")
+    expect(page.locator("#me-name")).to_have_text(nickname)
+    expect_online(page)
+
+
+def sign_in_with_tokens(page: Page, user: User, access: str | None = None) -> None:
+    """Tokens from the REST login, put where the client keeps them (registering through the
+    UI is covered once; hashing a password per user would only slow the other tests)."""
+    page.goto("/")
+    session = {"access": access or user.access, "refresh": user.refresh,
+               "user": {"id": user.id, "username": user.username, "nickname": ""}}
+    page.evaluate("([key, value]) => localStorage.setItem(key, value)", [STORAGE_KEY, json.dumps(session)])
+    page.reload()
+    expect(page.locator("#me-name")).to_have_text(user.username)
+    expect_online(page)
+
+
+def expect_online(page: Page, timeout: float = WAIT_MS) -> None:
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "open", timeout=timeout)
+
+
+def start_chat(page: Page, username: str) -> None:
+    page.fill("#user-search", username)
+    page.locator("#search-results .person", has_text=username).click()
+    expect(page.locator("#conversation")).to_be_visible()
+
+
+def send(page: Page, text: str) -> None:
+    page.fill("#composer-input", text)
+    page.press("#composer-input", "Enter")
+
+
+def message(page: Page, text: str) -> Locator:
+    return page.locator("#message-list li.msg").filter(has=page.get_by_text(text, exact=True))
+
+
+def conversation_item(page: Page, cid: str) -> Locator:
+    return page.locator(f'#conversation-list li.conv-item[data-cid="{cid}"]')
+
+
+def recall_as_moderator(message_id: int, cid: str, seq: int) -> None:
+    """What moderation does, in its own process (so its Kafka producer ends with it)."""
+    code = ("from messaging import services, upstream; "
+            f"services.message_recall(message_id={message_id}, conversation_id={cid!r}, seq={seq}); "
+            "upstream._producer().flush(10)")
+    subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, check=True, timeout=60)
+
+
+def rest_send(user: User, cid: str, body: str) -> None:
+    r = user.post("/api/messages", {"conversation_id": cid, "client_msg_id": uuid.uuid4().hex, "body": body})
+    assert r.status_code == 202, r.text
+
+
+# --- tests -----------------------------------------------------------------------
+
+
+def test_two_people_register_find_each_other_and_chat(pages: Pages) -> None:
+    tag = uuid.uuid4().hex[:6]
+    alice, bob = pages.new(), pages.new()
+    register_in_ui(alice, f"alice_{tag}", "Alice")
+    register_in_ui(bob, f"bob_{tag}", "Bob")
+
+    start_chat(alice, f"bob_{tag}")
+    expect(alice.locator("#conv-title")).to_have_text("Bob")
+    expect(alice.locator("#conv-subtitle")).to_contain_text("online")
+    send(alice, "Hi Bob! Are you there?")
+    first = message(alice, "Hi Bob! Are you there?")
+    expect(first.locator(".msg-status")).to_have_text("Sent")  # shown as pending until the ack
+    cid = alice.locator("#conversation-list li.conv-item.active").get_attribute("data-cid")
+    assert cid is not None and re.fullmatch(r"s_\d+_\d+", cid)
+
+    # Bob has nothing open: the conversation appears with an unread badge that counts.
+    item = conversation_item(bob, cid)
+    expect(item.locator(".conv-name")).to_have_text("Alice")
+    expect(item.locator(".badge")).to_have_text("1")
+    send(alice, "I wanted to show you GoChat.")
+    expect(item.locator(".badge")).to_have_text("2")
+    expect(item.locator(".conv-preview")).to_have_text("I wanted to show you GoChat.")
+    expect(alice.locator("#message-list .msg-status.read")).to_have_count(0)
+
+    # Bob opens it: the badge goes, and Alice sees that Bob read her messages.
+    item.click()
+    expect(message(bob, "Hi Bob! Are you there?")).to_be_visible()
+    expect(message(bob, "I wanted to show you GoChat.")).to_be_visible()
+    expect(item.locator(".badge")).to_have_count(0)
+    expect(message(alice, "I wanted to show you GoChat.").locator(".msg-status")).to_have_text("Read")
+
+    # And back the other way.
+    send(bob, "Hey Alice, yes! Messages show up instantly.")
+    expect(message(alice, "Hey Alice, yes! Messages show up instantly.")).to_be_visible()
+    send(bob, "And I can see when you have read them.")
+    expect(message(alice, "And I can see when you have read them.")).to_be_visible()
+    expect(message(bob, "And I can see when you have read them.").locator(".msg-status")).to_have_text("Read")
+    expect(conversation_item(alice, cid).locator(".badge")).to_have_count(0)
+    expect(conversation_item(alice, cid).locator(".presence.online")).to_have_count(1)
+    send(alice, "Nice. Let's start a group for the team next.")
+    expect(message(alice, "Nice. Let's start a group for the team next.").locator(".msg-status")).to_have_text(
+        "Read")
+
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    alice.screenshot(path=str(SCREENSHOT))
+
+
+def test_group_chat_of_three(pages: Pages) -> None:
+    owner, bea, cal = register("gown"), register("gbea"), register("gcal")
+    owner_page, bea_page, cal_page = pages.new(), pages.new(), pages.new()
+    for page, user in ((owner_page, owner), (bea_page, bea), (cal_page, cal)):
+        sign_in_with_tokens(page, user)
+
+    owner_page.click("#new-group")
+    owner_page.fill("#group-name", "Weekend trip")
+    for member in (bea, cal):
+        owner_page.fill("#group-search", member.username)
+        owner_page.locator(f'#group-search-results .person[data-username="{member.username}"]').click()
+        expect(owner_page.locator("#group-chips .chip", has_text=member.username)).to_be_visible()
+    owner_page.click("#group-create")
+    expect(owner_page.locator("#conv-title")).to_have_text("Weekend trip")
+    expect(owner_page.locator("#conv-subtitle")).to_have_text("3 members")
+    cid = owner_page.locator("#conversation-list li.conv-item.active").get_attribute("data-cid")
+    assert cid is not None and re.fullmatch(r"g_\d+", cid)
+
+    send(owner_page, "Who is in for Saturday?")
+    expect(message(owner_page, "Who is in for Saturday?").locator(".msg-status")).to_have_text("Sent")
+
+    for page in (bea_page, cal_page):
+        item = conversation_item(page, cid)
+        expect(item.locator(".conv-name")).to_have_text("Weekend trip")
+        expect(item.locator(".badge")).to_have_text("1")
+        expect(item.locator(".conv-preview")).to_have_text(f"{owner.username}: Who is in for Saturday?")
+
+    conversation_item(bea_page, cid).click()
+    expect(message(bea_page, "Who is in for Saturday?").locator(".msg-sender")).to_have_text(owner.username)
+    send(bea_page, "Count me in!")
+    expect(message(owner_page, "Count me in!").locator(".msg-sender")).to_have_text(bea.username)
+    expect(conversation_item(cal_page, cid).locator(".badge")).to_have_text("2")
+
+    conversation_item(cal_page, cid).click()
+    expect(message(cal_page, "Who is in for Saturday?")).to_be_visible()
+    expect(message(cal_page, "Count me in!").locator(".msg-sender")).to_have_text(bea.username)
+    send(cal_page, "Me too.")
+    for page in (owner_page, bea_page):
+        expect(message(page, "Me too.").locator(".msg-sender")).to_have_text(cal.username)
+    expect(cal_page.locator("#message-list li.msg")).to_have_count(3)
+
+
+def test_html_in_messages_is_shown_as_text(pages: Pages) -> None:
+    sender, reader = register("xss"), register("xss")
+    sender_page, reader_page = pages.new(), pages.new()
+    dialogs: list[str] = []
+    for page in (sender_page, reader_page):
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+    sign_in_with_tokens(sender_page, sender)
+    sign_in_with_tokens(reader_page, reader)
+
+    script = "<script>alert(1)</script>"
+    image = '<img src=x onerror="alert(document.domain)">'
+    start_chat(sender_page, reader.username)
+    send(sender_page, script)
+    send(sender_page, image)
+    cid = single_cid(sender, reader)
+    expect(conversation_item(reader_page, cid).locator(".conv-preview")).to_have_text(image)
+    conversation_item(reader_page, cid).click()
+
+    for page in (sender_page, reader_page):
+        expect(message(page, script).locator(".msg-body")).to_have_text(script)
+        expect(message(page, image).locator(".msg-body")).to_have_text(image)
+        assert page.locator("#message-list img, #message-list script, #conversation-list img").count() == 0
+    sender_page.reload()  # history renders the same way
+    conversation_item(sender_page, cid).click()
+    expect(message(sender_page, image)).to_be_visible()
+    assert sender_page.locator("#message-list img").count() == 0
+    assert dialogs == []
+
+
+def test_history_pages_backwards_on_scroll(pages: Pages) -> None:
+    reader, writer = register("hist"), register("hist", gateway_id="tgw2")
+    cid = single_cid(reader, writer)
+    sock = writer.ws()
+    try:
+        cmids = [sock.send_message(cid, f"message {i}") for i in range(1, 71)]
+        for cmid in cmids:
+            assert sock.ack_for(cmid)["type"] == "ack"
+    finally:
+        sock.close()
+
+    page = pages.new()
+    sign_in_with_tokens(page, reader)
+    expect(conversation_item(page, cid).locator(".badge")).to_have_text("70")
+    conversation_item(page, cid).click()
+    expect(message(page, "message 70")).to_be_visible()
+    messages = page.locator("#message-list li.msg")
+    assert messages.count() < 70  # the newest page only
+    assert message(page, "message 1").count() == 0
+
+    for _ in range(10):
+        if message(page, "message 1").count():
+            break
+        shown = messages.count()
+        page.locator("#messages").evaluate("el => { el.scrollTop = 0; }")
+        page.wait_for_function("n => document.querySelectorAll('#message-list li.msg').length > n", arg=shown)
+    expect(message(page, "message 1")).to_be_visible()
+    expect(page.locator("#history-status")).to_have_text("This is the beginning of the conversation.")
+    expect(messages).to_have_count(70)  # every seq once, in order
+    seqs = [int(s) for s in messages.evaluate_all("els => els.map(e => e.dataset.seq)")]
+    assert seqs == list(range(1, 71))
+
+
+def test_two_tabs_share_the_login_see_recalls_and_log_out_together(pages: Pages, db_reader: Db) -> None:
+    me, peer = register("tabs"), register("tabs", gateway_id="tgw2")
+    cid = single_cid(me, peer)
+    tab1 = pages.new()
+    sign_in_with_tokens(tab1, me)
+    tab2 = pages.new(context=tab1.context)
+    tab2.goto("/")  # no sign-in: the tokens are shared through localStorage
+    expect(tab2.locator("#me-name")).to_have_text(me.username)
+    expect_online(tab2)
+
+    rest_send(peer, cid, "a secret")
+    for tab in (tab1, tab2):
+        expect(conversation_item(tab, cid).locator(".badge")).to_have_text("1")
+    conversation_item(tab1, cid).click()
+    expect(message(tab1, "a secret")).to_be_visible()
+    expect(conversation_item(tab2, cid).locator(".badge")).to_have_count(0)  # the read reached the other tab
+
+    conversation_item(tab2, cid).click()
+    send(tab2, "from the second tab")
+    expect(message(tab2, "from the second tab").locator(".msg-status")).to_have_text("Sent")
+    expect(message(tab1, "from the second tab")).to_have_class(re.compile(r"\bmine\b"))
+    expect(message(tab1, "from the second tab")).to_have_count(1)
+
+    # A moderator recalls the peer's message: both tabs show it as recalled, and so does history.
+    rows = off_loop(db_reader.wait_stored, cid, 2)
+    seq, message_id = next((s, m) for s, m, _ in rows if s == 1)
+
+    recall_as_moderator(int(message_id), cid, seq)
+    for tab in (tab1, tab2):
+        expect(tab.locator(f'#message-list li.msg[data-seq="{seq}"] .msg-body')).to_have_text(
+            "This message was recalled")
+        expect(message(tab, "a secret")).to_have_count(0)
+    tab1.reload()
+    conversation_item(tab1, cid).click()
+    expect(tab1.locator(f'#message-list li.msg[data-seq="{seq}"]')).to_have_class(re.compile(r"\brecalled\b"))
+
+    # Logging out in one tab logs out both, and the refresh token stops working.
+    refresh = json.loads(tab1.evaluate("key => localStorage.getItem(key)", STORAGE_KEY))["refresh"]
+    with tab1.expect_response(lambda r: r.url.endswith("/api/auth/logout")) as logout:
+        tab1.click("#logout")
+    assert logout.value.status == 205
+    for tab in (tab1, tab2):
+        expect(tab.locator("#auth-view")).to_be_visible()
+    r = requests.post(gateway_url("tgw1") + "/api/auth/refresh", json={"refresh": refresh}, timeout=10)
+    assert r.status_code == 401, r.text
+
+
+def test_access_token_is_refreshed_before_it_expires(pages: Pages) -> None:
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    user = register("tok")
+    short = AccessToken()
+    short.set_exp(lifetime=timedelta(seconds=12))
+    short["user_id"] = user.id
+    page = pages.new()
+    sign_in_with_tokens(page, user, access=str(short))
+
+    page.wait_for_function("([key, old]) => JSON.parse(localStorage.getItem(key) || '{}').access !== old",
+                           arg=[STORAGE_KEY, str(short)], timeout=20_000)
+    stored = json.loads(page.evaluate("key => localStorage.getItem(key)", STORAGE_KEY))
+    assert stored["refresh"] != user.refresh  # rotated
+    base = gateway_url("tgw1")
+    assert requests.post(f"{base}/api/auth/refresh", json={"refresh": user.refresh}, timeout=10).status_code == 401
+    me = requests.get(f"{base}/api/users/me", headers={"Authorization": f"Bearer {stored['access']}"}, timeout=10)
+    assert me.status_code == 200 and me.json()["id"] == user.id
+    expect(page.locator("#conn-status")).to_have_attribute("data-state", "open")
+
+
+def test_reconnects_after_gateway_restart_and_shows_what_was_missed(stack: Stack, pages: Pages,
+                                                                    db_reader: Db) -> None:
+    me, peer = register("gwr"), register("gwr", gateway_id="tgw2")
+    cid = single_cid(me, peer)
+    page = pages.new()
+    sign_in_with_tokens(page, me)
+    rest_send(peer, cid, "before the restart")
+    conversation_item(page, cid).click()
+    expect(message(page, "before the restart")).to_be_visible()
+
+    gateway = stack.gateways["tgw1"]  # the one serving the page and its WebSocket
+    try:
+        gateway.stop()
+        expect(page.locator("#conn-status")).not_to_have_attribute("data-state", "open")
+        rest_send(peer, cid, "sent while you were away (1)")
+        rest_send(peer, cid, "sent while you were away (2)")
+        send(page, "typed while offline")
+        expect(message(page, "typed while offline").locator(".msg-status")).to_have_text("Sending…")
+        failed = page.locator("#message-list li.msg.failed")
+        expect(failed).to_have_count(1, timeout=20_000)  # no ack within ~10 s
+        cmid = failed.get_attribute("data-cmid")
+    finally:
+        if not gateway.running():
+            gateway.start()
+
+    expect_online(page, timeout=30_000)  # jittered backoff, then sync
+    expect(message(page, "sent while you were away (1)")).to_be_visible()
+    expect(message(page, "sent while you were away (2)")).to_be_visible()
+
+    failed.locator(".retry").click()  # the same client_msg_id again
+    expect(message(page, "typed while offline").locator(".msg-status")).to_have_text(re.compile("Sent|Read"))
+    rows = off_loop(db_reader.wait_stored, cid, 4)
+    assert [c for _, _, c in rows].count(cmid) == 1
+    expect(page.locator("#message-list li.msg")).to_have_count(4)
+    seqs = [int(s) for s in page.locator("#message-list li.msg").evaluate_all("els => els.map(e => e.dataset.seq)")]
+    assert seqs == [1, 2, 3, 4]
