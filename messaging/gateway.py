@@ -10,6 +10,7 @@ from typing import Any
 from urllib.parse import parse_qs
 
 import orjson
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -185,6 +186,15 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if excess:
             await self.channel_layer.group_send(user_control_group(self.user_id), {
                 "type": "control.kick", "code": CLOSE_TOO_MANY_CONNECTIONS, "conn_ids": excess})
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        """Channels' dispatch hops to a thread to close stale DB connections before every
+        handler, i.e. for every frame. Our database work already runs through
+        database_sync_to_async, which does that itself; skip the hop on the hot path."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     async def disconnect(self, code: int) -> None:
         if not self.user_id:
