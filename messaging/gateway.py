@@ -5,6 +5,7 @@ downstream listener pushes what logic sends back (fanout.gateway_listener)."""
 import asyncio
 import logging
 import signal
+import sys
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -76,11 +77,11 @@ class GatewayRuntime:
 
     def _install_drain(self) -> None:
         """On SIGTERM/SIGINT close every socket with 1012 so clients reconnect elsewhere and sync."""
-        try:
-            from daphne.ws_protocol import WebSocketProtocol
-            from twisted.internet import reactor
-        except ImportError:  # not under Daphne
-            return
+        if "daphne.server" not in sys.modules:
+            return  # uvicorn closes sockets with 1012 on shutdown by itself
+        from daphne.ws_protocol import WebSocketProtocol
+        from twisted.internet import reactor
+
         _allow_service_restart_close(WebSocketProtocol)
         previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 

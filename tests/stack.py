@@ -111,11 +111,17 @@ def _log_ready(marker: str) -> Callable[[Process], bool]:
 
 
 def gateway(gateway_id: str) -> Process:
+    """A gateway under Daphne (default) or uvicorn (GOCHAT_GATEWAY_SERVER=uvicorn)."""
     port = GATEWAY_PORTS[gateway_id]
-    return Process(f"gateway-{gateway_id}",
-                   [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
-                    "-v", os.environ.get("GOCHAT_DAPHNE_VERBOSITY", "1"), "gochat_project.asgi:application"],
-                   env={"GOCHAT_GATEWAY_ID": gateway_id}, ready=_http_ready(f"http://127.0.0.1:{port}/healthz"))
+    if os.environ.get("GOCHAT_GATEWAY_SERVER") == "uvicorn":
+        args = [str(VENV_BIN / "uvicorn"), "gochat_project.asgi:application", "--host", "127.0.0.1", "--port",
+                str(port), "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--no-access-log",
+                "--timeout-graceful-shutdown", "5"]
+    else:
+        args = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+                "-v", os.environ.get("GOCHAT_DAPHNE_VERBOSITY", "1"), "gochat_project.asgi:application"]
+    return Process(f"gateway-{gateway_id}", args, env={"GOCHAT_GATEWAY_ID": gateway_id},
+                   ready=_http_ready(f"http://127.0.0.1:{port}/healthz"))
 
 
 def logic() -> Process:
