@@ -245,7 +245,9 @@ class Logic:
                 sequences.seed_counters({a[0] for a in args})
                 sequences.mark_counters_epoch()
             except sequences.SeedRequired as need:
-                self._await_persistence_drained()
+                # The epoch marker is present, so Redis kept every counter it was given:
+                # a missing one belongs to a conversation that never had a seq, and
+                # nothing of it can be waiting for persistence. Seed from MySQL at once.
                 sequences.seed_counters(need.conversation_ids)
 
     def _await_persistence_drained(self) -> None:
