@@ -3,8 +3,8 @@
 import re
 from dataclasses import dataclass
 
-_SINGLE = re.compile(r"^s_([1-9][0-9]{0,18})_([1-9][0-9]{0,18})$")
-_GROUP = re.compile(r"^g_([1-9][0-9]{0,18})$")
+_SINGLE = re.compile(r"\As_([1-9][0-9]{0,18})_([1-9][0-9]{0,18})\Z")  # \Z: `$` also matches before a final "\n"
+_GROUP = re.compile(r"\Ag_([1-9][0-9]{0,18})\Z")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,7 @@ MAX_BODY_CHARS = 4000
 MAX_EXTRA_BYTES = 4096
 MAX_SYNC_LIMIT = 200
 MAX_SEQ = 2**53  # what JavaScript clients can hold exactly
-CLIENT_MSG_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+CLIENT_MSG_ID = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")  # \Z: `$` also matches before a final "\n"
 KINDS = frozenset(MessageKind.values)
 
 # Error codes of the protocol, defined once.
@@ -70,7 +70,7 @@ def validate_message_fields(data: dict[str, Any]) -> dict[str, Any]:
     if len(body) > MAX_BODY_CHARS:
         raise FrameError(TOO_LARGE, f"body is over {MAX_BODY_CHARS} characters", cmid)
     kind = data.get("kind", "text")
-    if kind not in KINDS:
+    if not isinstance(kind, str) or kind not in KINDS:  # a list or object is unhashable: check the type first
         raise FrameError(INVALID, f"kind must be one of {', '.join(sorted(KINDS))}", cmid)
     if kind == "text" and not body.strip():
         raise FrameError(INVALID, "a text message needs a non-empty body", cmid)
