@@ -4,6 +4,8 @@ to Django (oversized or undecodable bodies) so bad input never becomes a 500."""
 from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
+from django.http import HttpRequest, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
@@ -15,3 +17,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, UnicodeDecodeError):
         return Response({"detail": "Request body is not valid UTF-8."}, status=status.HTTP_400_BAD_REQUEST)
     return drf_exception_handler(exc, context)
+
+
+@csrf_exempt  # a JSON 404 for any method; Django's CSRF check would answer unsafe methods with an HTML 403
+def api_not_found(request: HttpRequest, *args: object, **kwargs: object) -> JsonResponse:
+    """Any /api/ path no view matches (e.g. /api/groups/abc): a JSON 404 like DRF's,
+    not Django's HTML page."""
+    return JsonResponse({"detail": "Not found."}, status=404)

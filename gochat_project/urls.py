@@ -1,8 +1,9 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from gochat_project import health
+from gochat_project.errors import api_not_found
 from gochat_project.metrics import metrics_view
 from gochat_project.web import web_asset, web_index
 
@@ -16,6 +17,7 @@ urlpatterns = [
     path("api/", include("accounts.api.urls")),
     path("api/", include("messaging.api.urls")),
     path("api/", include("groups.api.urls")),
+    re_path(r"^api/", api_not_found),  # JSON 404 for the rest of /api/
     path("", web_index, name="web-index"),
     path("web/<path:path>", web_asset, name="web-asset"),
 ]

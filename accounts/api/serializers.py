@@ -5,6 +5,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import USERNAME_PATTERN, User
+from gochat_project.fields import StrictCharField, StrictRegexField
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -21,14 +22,16 @@ class UserDetailSerializer(UserSerializer):
 
 
 class RegisterSerializer(serializers.Serializer):
-    username = serializers.RegexField(USERNAME_PATTERN, max_length=32)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
-    nickname = serializers.CharField(max_length=64, required=False, allow_blank=True)
+    username = StrictRegexField(USERNAME_PATTERN, max_length=32)
+    password = StrictCharField(max_length=128, trim_whitespace=False)
+    nickname = StrictCharField(max_length=64, required=False, allow_blank=True)
 
 
 class LoginSerializer(TokenObtainPairSerializer):
-    username = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, trim_whitespace=False)
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # simplejwt sets its own (lenient) username/password fields here
+        self.fields[self.username_field] = StrictCharField(max_length=150, write_only=True)
+        self.fields["password"] = StrictCharField(max_length=128, trim_whitespace=False, write_only=True)
 
     def validate(self, attrs: dict) -> dict:
         data = super().validate(attrs)
@@ -39,7 +42,7 @@ class LoginSerializer(TokenObtainPairSerializer):
 class RefreshSerializer(TokenRefreshSerializer):
     """Refresh with rotation; a banned (inactive) user's refresh is refused."""
 
-    refresh = serializers.CharField(max_length=2048)
+    refresh = StrictCharField(max_length=2048)
 
     def validate(self, attrs: dict) -> dict:
         token = RefreshToken(attrs["refresh"])
@@ -50,4 +53,4 @@ class RefreshSerializer(TokenRefreshSerializer):
 
 
 class LogoutSerializer(serializers.Serializer):
-    refresh = serializers.CharField(max_length=2048)
+    refresh = StrictCharField(max_length=2048)

@@ -1,6 +1,7 @@
 from django.db.models import QuerySet
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import generics, status
+from rest_framework import serializers as fields
 from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
@@ -38,11 +39,17 @@ class RegisterView(APIView):
         return Response(serializers.UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
+TOKENS = {"access": fields.CharField(), "refresh": fields.CharField()}
+
+
+@extend_schema_view(post=extend_schema(responses=inline_serializer("Login", {
+    **TOKENS, "user": serializers.UserSerializer()})))
 class LoginView(TokenObtainPairView):
     serializer_class = serializers.LoginSerializer
     throttle_classes = [AuthIpThrottle]
 
 
+@extend_schema_view(post=extend_schema(responses=inline_serializer("TokenPair", TOKENS)))
 class RefreshView(TokenRefreshView):
     serializer_class = serializers.RefreshSerializer
     throttle_classes = [AuthIpThrottle]
@@ -74,6 +81,8 @@ class UserPagination(CursorPagination):
     page_size = 20
 
 
+@extend_schema_view(get=extend_schema(parameters=[
+    OpenApiParameter("search", str, description="in username or nickname, case-insensitive")]))
 class UserSearchView(generics.ListAPIView):
     serializer_class = serializers.UserSerializer
     pagination_class = UserPagination

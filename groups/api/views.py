@@ -7,6 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gochat_project.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from gochat_project.schema import ERROR
 from groups import services
 from groups.models import Group, GroupMember, Role
 from groups.selectors import group_membership
@@ -21,13 +23,13 @@ class GroupSerializer(serializers.ModelSerializer):
 
 
 class GroupCreateInput(serializers.Serializer):
-    name = serializers.CharField(min_length=1, max_length=64)
-    member_ids = serializers.ListField(child=serializers.IntegerField(min_value=1),
+    name = StrictCharField(min_length=1, max_length=64)
+    member_ids = serializers.ListField(child=StrictIntegerField(min_value=1),
                                        max_length=services.MAX_IDS_PER_CALL, required=False, default=list)
 
 
 class MemberIdsInput(serializers.Serializer):
-    user_ids = serializers.ListField(child=serializers.IntegerField(min_value=1), min_length=1,
+    user_ids = serializers.ListField(child=StrictIntegerField(min_value=1), min_length=1,
                                      max_length=services.MAX_IDS_PER_CALL)
 
 
@@ -39,7 +41,7 @@ class MemberSerializer(serializers.ModelSerializer):
 
 class MemberUpdateInput(serializers.Serializer):
     role = serializers.ChoiceField(choices=[Role.ADMIN, Role.MEMBER], required=False)
-    muted = serializers.BooleanField(required=False)
+    muted = StrictBooleanField(required=False)
 
 
 def _conflict(exc: services.Conflict) -> Response:
@@ -111,7 +113,7 @@ class GroupMembersView(generics.ListAPIView):
 
 
 class GroupMemberView(APIView):
-    @extend_schema(responses={204: None})
+    @extend_schema(responses={204: None, 409: ERROR})
     def delete(self, request: Request, group_id: int, user_id: int) -> Response:
         group = services.group_get_live(group_id=group_id)
         try:

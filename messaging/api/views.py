@@ -7,17 +7,29 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gochat_project.fields import StrictIntegerField
+from groups.selectors import group_membership
 from messaging import frames, selectors, services, upstream
 from messaging.conversations import ConversationRef
 from messaging.frames import FrameError
 
-MessageSerializer = inline_serializer("Message", {
-    "message_id": serializers.CharField(), "conversation_id": serializers.CharField(),
-    "seq": serializers.IntegerField(), "sender_id": serializers.IntegerField(),
-    "kind": serializers.CharField(), "body": serializers.CharField(), "extra": serializers.DictField(),
-    "client_msg_id": serializers.CharField(), "ts": serializers.IntegerField(),
-    "recalled": serializers.BooleanField(),
-})
+
+class MessageSerializer(serializers.Serializer):
+    """The message object (docs/protocol.md); documentation only: selectors build the dicts."""
+
+    message_id = serializers.RegexField(r"^[0-9]{1,20}$")
+    conversation_id = serializers.CharField()
+    seq = serializers.IntegerField()
+    sender_id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=sorted(frames.KINDS))
+    body = serializers.CharField(allow_blank=True)
+    extra = serializers.DictField()
+    client_msg_id = serializers.CharField()
+    ts = serializers.IntegerField()
+    recalled = serializers.BooleanField()
+
+
+CONVERSATION_ID = r"^(s_[1-9][0-9]{0,18}_[1-9][0-9]{0,18}|g_[1-9][0-9]{0,18})$"
 
 
 def _access(request: Request, conversation_id: str) -> ConversationRef:
@@ -37,17 +49,18 @@ class SeqQuery(serializers.Serializer):
 
 class ConversationListView(APIView):
     @extend_schema(responses=inline_serializer("Conversation", {
-        "conversation_id": serializers.CharField(), "kind": serializers.CharField(),
+        "conversation_id": serializers.CharField(), "kind": serializers.ChoiceField(choices=["single", "group"]),
         "peer_id": serializers.IntegerField(required=False), "group_id": serializers.IntegerField(required=False),
         "max_seq": serializers.IntegerField(), "read_seq": serializers.IntegerField(),
-        "unread": serializers.IntegerField(), "last_message": MessageSerializer}, many=True))
+        "unread": serializers.IntegerField(),
+        "last_message": MessageSerializer(allow_null=True)}, many=True))
     def get(self, request: Request) -> Response:
         return Response(selectors.conversation_list(user_id=request.user.pk))
 
 
 class ConversationMessagesView(APIView):
     @extend_schema(parameters=[SeqQuery], responses=inline_serializer("MessagePage", {
-        "messages": MessageSerializer, "has_more": serializers.BooleanField()}))
+        "messages": MessageSerializer(many=True), "has_more": serializers.BooleanField()}))
     def get(self, request: Request, conversation_id: str) -> Response:
         ref = _access(request, conversation_id)
         query = SeqQuery(data=request.query_params)
@@ -58,7 +71,7 @@ class ConversationMessagesView(APIView):
 
 
 class ReadInput(serializers.Serializer):
-    seq = serializers.IntegerField(min_value=0, max_value=frames.MAX_SEQ)
+    seq = StrictIntegerField(min_value=0, max_value=frames.MAX_SEQ)
 
 
 class ConversationReadView(APIView):
@@ -75,11 +88,16 @@ class ConversationReadView(APIView):
 
 
 class SendInput(serializers.Serializer):
-    conversation_id = serializers.CharField(max_length=40)
-    client_msg_id = serializers.CharField(max_length=64)
-    body = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False)
-    kind = serializers.CharField(required=False)
-    extra = serializers.DictField(required=False)
+    """The schema of a send; frames.validate_message_fields validates it (as for a WebSocket
+    `send`), with what a schema cannot say: a 1:1 id names the smaller user id first, a
+    text message needs a non-blank body, `extra` is at most 4 KiB of JSON."""
+
+    conversation_id = serializers.RegexField(CONVERSATION_ID, max_length=40)
+    client_msg_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$", max_length=64)
+    body = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False,
+                                 max_length=frames.MAX_BODY_CHARS)
+    kind = serializers.ChoiceField(choices=sorted(frames.KINDS), required=False)
+    extra = serializers.DictField(required=False, allow_null=True)
 
 
 class MessageSendView(APIView):
@@ -96,7 +114,11 @@ class MessageSendView(APIView):
         except FrameError as exc:
             code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code == frames.TOO_LARGE else 400
             return Response({"detail": exc.detail}, status=code)
-        _access(request, fields["conversation_id"])
+        ref = _access(request, fields["conversation_id"])
+        if ref.group_id is not None:
+            member = group_membership(group_id=ref.group_id, user_id=request.user.pk)
+            if member is not None and member.muted:  # logic would drop it: say so instead of 202
+                raise PermissionDenied("You are muted in this group.")
         upstream.upstream_send(sender_id=request.user.pk, fields=fields)
         return Response({"client_msg_id": fields["client_msg_id"]}, status=status.HTTP_202_ACCEPTED)
 
