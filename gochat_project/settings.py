@@ -24,6 +24,23 @@ if not SECRET_KEY:
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
+# --- HTTPS (production) ---------------------------------------------------
+# Off by default, so `make run` serves plain http on 127.0.0.1. GOCHAT_HTTPS=1 when
+# clients reach GoChat over https: http requests are redirected, cookies are
+# https-only, browsers are told to use https only (HSTS). Behind a proxy that
+# terminates TLS, also GOCHAT_PROXY_SSL_HEADER=1 (it must set X-Forwarded-Proto).
+GOCHAT_HTTPS = env.bool("GOCHAT_HTTPS", default=False)
+if GOCHAT_HTTPS:
+    SECURE_SSL_REDIRECT = True
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes and scrapers inside the network
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("GOCHAT_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("GOCHAT_HSTS_INCLUDE_SUBDOMAINS", default=True)
+    SECURE_HSTS_PRELOAD = env.bool("GOCHAT_HSTS_PRELOAD", default=True)  # the directive; submitting the domain is yours
+if env.bool("GOCHAT_PROXY_SSL_HEADER", default=False):
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+
 # --- GoChat ---------------------------------------------------------------
 GOCHAT_REDIS_URL = env.str("GOCHAT_REDIS_URL", default="redis://127.0.0.1:6379/0")
 # Unset: the bundled Tansu broker on 127.0.0.1:9092, started by `manage.py services up`.
