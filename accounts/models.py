@@ -24,3 +24,18 @@ class User(AbstractUser):
 
     def __str__(self) -> str:
         return self.username
+
+
+class Block(models.Model):
+    """`blocker` does not want 1:1 messages (or typing) from `blocked`. Private to the blocker."""
+
+    blocker = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    blocked = models.ForeignKey(User, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "blocks"
+        constraints = [models.UniqueConstraint(fields=["blocker", "blocked"], name="block_uniq")]
+
+    def __str__(self) -> str:
+        return f"{self.blocker_id} blocks {self.blocked_id}"

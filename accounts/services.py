@@ -45,3 +45,17 @@ def users_ban(*, user_ids: list[int]) -> None:
 
 def users_unban(*, user_ids: list[int]) -> None:
     User.objects.filter(pk__in=user_ids).update(is_active=True)
+
+
+def user_block(*, blocker_id: int, blocked_id: int) -> None:
+    from accounts.models import Block
+
+    if blocker_id == blocked_id:
+        raise ValidationError({"detail": "You cannot block yourself."})
+    Block.objects.get_or_create(blocker_id=blocker_id, blocked_id=blocked_id)
+
+
+def user_unblock(*, blocker_id: int, blocked_id: int) -> None:
+    from accounts.models import Block
+
+    Block.objects.filter(blocker_id=blocker_id, blocked_id=blocked_id).delete()

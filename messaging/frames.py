@@ -24,6 +24,8 @@ TOO_LARGE = "too_large"
 RATE_LIMITED = "rate_limited"
 FORBIDDEN = "forbidden"
 UNKNOWN_TYPE = "unknown_type"
+BLOCKED = "blocked"
+NOT_FOUND = "not_found"
 
 
 class FrameError(Exception):
@@ -114,6 +116,13 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
         return {"type": "read", "conversation_id": _conversation(frame), "seq": _seq(frame, "seq")}
     if kind == "ping":
         return {"type": "ping"}
+    if kind == "typing":
+        return {"type": "typing", "conversation_id": _conversation(frame)}
+    if kind == "recall":
+        mid = frame.get("message_id")
+        if not isinstance(mid, str) or not (mid.isascii() and mid.isdigit()) or len(mid) > 20:
+            raise FrameError(INVALID, "message_id must be a message id string")
+        return {"type": "recall", "message_id": int(mid)}
     if not isinstance(kind, str):
         raise FrameError(INVALID, "frame needs a string `type`")
     raise FrameError(UNKNOWN_TYPE, f"unknown frame type {kind[:32]!r}")

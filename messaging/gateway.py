@@ -47,6 +47,7 @@ class GatewayRuntime:
         self.connections = LocalConnections()
         self.buckets: dict[int, list[float]] = {}  # user id -> [tokens, last refill]
         self.listener: DownstreamListener | None = None
+        self.typing_at: dict[tuple[int, str], float] = {}
         self._background: set[asyncio.Future[Any]] = set()
 
     async def ensure_started(self) -> None:
@@ -267,6 +268,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
         upstream.upstream_read(user_id=self.user_id, conversation_id=frame["conversation_id"], seq=read_seq,
                                conn_id=self.conn_id)
 
+    async def on_typing(self, frame: dict[str, Any]) -> None:
+        """Relay at most one `typing` per user and conversation every GOCHAT_TYPING_INTERVAL_S;
+        extra frames, and typing towards someone who blocked you, are dropped quietly."""
+        key = (self.user_id, frame["conversation_id"])
+        now = time.monotonic()
+        if now - RUNTIME.typing_at.get(key, -1e9) < settings.GOCHAT_TYPING_INTERVAL_S:
+            return
+        RUNTIME.typing_at[key] = now
+        if len(RUNTIME.typing_at) > 100_000:
+            RUNTIME.typing_at.clear()
+        if await _typing_allowed(self.user_id, frame["conversation_id"]):
+            upstream.upstream_typing(user_id=self.user_id, conversation_id=frame["conversation_id"])
+
+    async def on_recall(self, frame: dict[str, Any]) -> None:
+        """The sender recalls a message; the `recall` frame reaches every member's devices via logic."""
+        await _recall(self.user_id, frame["message_id"])
+
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await presence.presence_refresh([(self.user_id, self.conn_id)], RUNTIME.gateway_id)
         await self.send_frame({"type": "pong"})
@@ -289,3 +307,25 @@ def _read(user_id: int, conversation_id: str, seq: int) -> int:
         raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
     max_seq = selectors.conversation_max_seq(conversation_id=conversation_id)
     return services.conversation_read(user_id=user_id, conversation_id=conversation_id, seq=seq, max_seq=max_seq)
+
+
+@database_sync_to_async
+def _typing_allowed(user_id: int, conversation_id: str) -> bool:
+    from accounts.selectors import blocked_pairs
+
+    try:
+        ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
+    except services.NotAllowed as exc:
+        raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
+    if ref.kind == "single":
+        peer = ref.peer_of(user_id)
+        return peer == user_id or not blocked_pairs(pairs={(peer, user_id)})
+    return True
+
+
+@database_sync_to_async
+def _recall(user_id: int, message_id: int) -> None:
+    try:
+        services.message_recall_by_sender(user_id=user_id, message_id=message_id)
+    except services.RecallRefused as exc:
+        raise FrameError(frames.NOT_FOUND if exc.status == 404 else frames.FORBIDDEN, exc.detail) from exc

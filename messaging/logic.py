@@ -28,6 +28,7 @@ from django.conf import settings
 from django.db import close_old_connections
 
 from accounts.models import User
+from accounts.selectors import blocked_pairs
 from fanout import presence
 from fanout.downstream import Deliveries, flush_or_raise
 from gochat_project import kafka, redis_client
@@ -157,7 +158,7 @@ class Logic:
     def process_events(self, events: list[dict[str, Any]]) -> None:
         deliveries = Deliveries()
         sends = [e for e in events if e.get("t") == "send"]
-        notices = [e for e in events if e.get("t") in ("read", "recall")]
+        notices = [e for e in events if e.get("t") in ("read", "recall", "typing", "hide")]
         accepted, rejections = self._authorize(sends)
         for send, code, detail in rejections:
             metrics.REJECTED.labels(code).inc()
@@ -191,6 +192,8 @@ class Logic:
                 sends.append(send)
         user_ids = {s.sender_id for s in sends} | {u for s in sends for u in s.ref.user_ids}
         active = set(User.objects.filter(pk__in=user_ids, is_active=True).values_list("id", flat=True))
+        blocks = blocked_pairs(pairs={(s.ref.peer_of(s.sender_id), s.sender_id) for s in sends
+                                      if s.ref.kind == "single" and s.sender_id in s.ref.user_ids})
         senders_by_group: dict[int, set[int]] = defaultdict(set)
         for s in sends:
             if s.ref.group_id is not None:
@@ -205,6 +208,8 @@ class Logic:
                     rejected.append((s, frames.NOT_MEMBER, "not a participant of this conversation"))
                 elif not set(s.ref.user_ids) <= active:
                     rejected.append((s, frames.FORBIDDEN, "the other user is not active"))
+                elif (s.ref.peer_of(s.sender_id), s.sender_id) in blocks:
+                    rejected.append((s, frames.BLOCKED, "you cannot message this user"))
                 else:
                     s.recipients = sorted(set(s.ref.user_ids))
                     accepted.append(s)
@@ -284,7 +289,8 @@ class Logic:
         by_conv: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
         for p in payloads:
             by_conv[p["conversation_id"]].append((p["seq"], orjson.dumps(p)))
-        sequences.recent_add(by_conv)
+        sequences.recent_add(by_conv, [(p["message_id"], p["conversation_id"], p["seq"], p["sender_id"])
+                                       for p in payloads])
 
     def _route(self, sends: list[Send], payloads: list[dict[str, Any]], notices: list[dict[str, Any]],
                deliveries: Deliveries) -> None:
@@ -321,7 +327,7 @@ class Logic:
         """Read receipts (the reader's devices, and the peer in 1:1) and recalls (everyone)."""
         refs = [(n, parse_conversation_id(n.get("cid"))) for n in notices]
         recall_groups = {ref.group_id: set[int]() for n, ref in refs
-                         if ref is not None and ref.group_id is not None and n["t"] == "recall"}
+                         if ref is not None and ref.group_id is not None and n["t"] in ("recall", "typing")}
         groups = group_selectors.groups_for_routing(senders=recall_groups)  # type: ignore[arg-type]
         for n, ref in refs:
             if ref is None:
@@ -332,6 +338,18 @@ class Logic:
                 frame = _frame({"type": "read", "conversation_id": ref.conversation_id, "user_id": reader,
                                 "seq": int(n["seq"])})
                 pushes.append((frame, users, n.get("conn")))
+            elif n["t"] == "typing":
+                # Ephemeral: 1:1 peer, or a small group's other members; never a large group.
+                typer = int(n["uid"])
+                frame = _frame({"type": "typing", "conversation_id": ref.conversation_id, "user_id": typer})
+                if ref.kind == "single":
+                    pushes.append((frame, [u for u in set(ref.user_ids) if u != typer], None))
+                elif (group := groups.get(ref.group_id)) is not None and not group.is_large:  # type: ignore[arg-type]
+                    pushes.append((frame, [u for u in group.members if u != typer], None))
+            elif n["t"] == "hide":
+                frame = _frame({"type": "hidden", "conversation_id": ref.conversation_id,
+                                "message_id": str(n["mid"])})
+                pushes.append((frame, [int(n["uid"])], n.get("conn")))
             elif n["t"] == "recall":
                 frame = _frame({"type": "recall", "conversation_id": ref.conversation_id,
                                 "message_id": str(n["mid"]), "seq": int(n["seq"])})

@@ -57,6 +57,8 @@ class ConversationState(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
     conversation_id = models.CharField(max_length=40)
     read_seq = models.BigIntegerField(default=0)
+    muted = models.BooleanField(default=False, db_default=False)  # raw upserts leave it out
+    pinned_at = models.BigIntegerField(null=True, blank=True, help_text="ms; set while pinned")
 
     class Meta:
         db_table = "conversation_states"
@@ -66,3 +68,19 @@ class ConversationState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user_id}@{self.conversation_id}: {self.read_seq}"
+
+
+class HiddenMessage(models.Model):
+    """Delete-for-me: a message hidden from one user's history (no copy of the message)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    message_id = models.BigIntegerField()
+    conversation_id = models.CharField(max_length=40)
+
+    class Meta:
+        db_table = "hidden_messages"
+        constraints = [models.UniqueConstraint(fields=["user", "message_id"], name="hidden_user_message_uniq")]
+        indexes = [models.Index(fields=["user", "conversation_id"], name="hidden_user_conv_idx")]
+
+    def __str__(self) -> str:
+        return f"{self.message_id} hidden for {self.user_id}"

@@ -7,7 +7,7 @@ import orjson
 from groups.models import GroupMember
 from messaging import sequences
 from messaging.conversations import ConversationRef
-from messaging.models import Conversation, ConversationState, Message
+from messaging.models import Conversation, ConversationState, HiddenMessage, Message
 
 
 def message_to_dict(m: Message) -> dict[str, Any]:
@@ -33,7 +33,11 @@ def conversation_messages(*, user_id: int, ref: ConversationRef, after_seq: int 
     so a message acked but not yet stored is still returned.
     """
     floor = history_floor(user_id=user_id, ref=ref)
+    hidden = set(HiddenMessage.objects.filter(user_id=user_id, conversation_id=ref.conversation_id)
+                 .values_list("message_id", flat=True))
     qs = Message.objects.filter(conversation_id=ref.conversation_id, seq__gt=max(after_seq, floor))
+    if hidden:
+        qs = qs.exclude(message_id__in=hidden)
     if before_seq is not None:
         rows = list(qs.filter(seq__lt=before_seq).order_by("-seq")[: limit + 1])
         has_more = len(rows) > limit
@@ -43,14 +47,18 @@ def conversation_messages(*, user_id: int, ref: ConversationRef, after_seq: int 
     # Fill from the recent cache: rows still queued for persistence.
     for raw in sequences.recent_after(ref.conversation_id, max(after_seq, floor), limit + 1):
         m = orjson.loads(raw)
-        found.setdefault(m["seq"], m)
+        if int(m["message_id"]) not in hidden:
+            found.setdefault(m["seq"], m)
     ordered = [found[s] for s in sorted(found)]
     return ordered[:limit], len(ordered) > limit
 
 
 def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
     """The user's conversations with unread counts and last message, most recent first."""
-    states = dict(ConversationState.objects.filter(user_id=user_id).values_list("conversation_id", "read_seq"))
+    state_rows = ConversationState.objects.filter(user_id=user_id).values_list(
+        "conversation_id", "read_seq", "muted", "pinned_at")
+    states = {cid: read_seq for cid, read_seq, _, _ in state_rows}
+    prefs = {cid: (muted, pinned_at) for cid, _, muted, pinned_at in state_rows}
     singles = [c for c in states if c.startswith("s_")]
     memberships = dict(GroupMember.objects.filter(user_id=user_id, group__dissolved=False)
                        .values_list("group_id", "joined_seq"))
@@ -60,13 +68,17 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
     live = sequences.current_seqs(ids)
     last_ids = [c.last_message_id for c in summaries.values() if c.last_message_id]
     last = {m.message_id: m for m in Message.objects.filter(message_id__in=last_ids)}
-    out = []
+    hidden = set(HiddenMessage.objects.filter(user_id=user_id, message_id__in=last_ids)
+                 .values_list("message_id", flat=True))
+    out: list[tuple[bool, int, int, dict[str, Any]]] = []
     for cid in ids:
         summary = summaries.get(cid)
         max_seq = max(live.get(cid, 0), summary.max_seq if summary else 0)
         floor = groups.get(cid, 0)
         read_seq = max(states.get(cid, 0), floor)
         last_message = last.get(summary.last_message_id) if summary and summary.last_message_id else None
+        if last_message is not None and last_message.message_id in hidden:
+            last_message = _last_visible(user_id, cid)
         item: dict[str, Any] = {
             "conversation_id": cid, "kind": "single" if cid.startswith("s_") else "group",
             "max_seq": max_seq, "read_seq": read_seq, "unread": max(0, max_seq - read_seq),
@@ -77,10 +89,18 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
             item["peer_id"] = b if a == user_id else a
         else:
             item["group_id"] = int(cid[2:])
-        item["_ts"] = summary.last_ts if summary else 0
-        out.append(item)
-    out.sort(key=lambda c: c.pop("_ts"), reverse=True)
-    return out
+        muted, pinned_at = prefs.get(cid, (False, None))
+        item["muted"], item["pinned"] = muted, pinned_at is not None
+        out.append((pinned_at is not None, pinned_at or 0, summary.last_ts if summary else 0, item))
+    # Pinned first (most recently pinned on top), then by the last message's time.
+    out.sort(key=lambda row: row[:3], reverse=True)
+    return [row[3] for row in out]
+
+
+def _last_visible(user_id: int, conversation_id: str) -> Message | None:
+    hidden = HiddenMessage.objects.filter(user_id=user_id, conversation_id=conversation_id).values("message_id")
+    return (Message.objects.filter(conversation_id=conversation_id).exclude(message_id__in=hidden)
+            .order_by("-seq").first())
 
 
 def conversation_max_seq(*, conversation_id: str) -> int:

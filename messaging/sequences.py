@@ -129,12 +129,18 @@ def current_seqs(conversation_ids: list[str]) -> dict[str, int]:
 
 # --- recent messages: answers `sync` before the persistence batch lands -------------
 
-def recent_add(messages_json: dict[str, list[tuple[int, bytes]]]) -> None:
-    """conversation_id -> [(seq, message JSON)], kept to the last N per conversation."""
+def recent_add(messages_json: dict[str, list[tuple[int, bytes]]],
+               index: list[tuple[str, str, int, int]] = ()) -> None:  # type: ignore[assignment]
+    """conversation_id -> [(seq, message JSON)], kept to the last N per conversation;
+    and index: (message_id, conversation_id, seq, sender_id), so a recall can find a
+    message before its row is stored."""
     if not messages_json:
         return
     keep = settings.GOCHAT_RECENT_CACHE_SIZE
     pipe = redis_client.client().pipeline(transaction=False)
+    index_ttl = settings.GOCHAT_RECALL_WINDOW_S + 3600
+    for message_id, cid, seq, sender_id in index:
+        pipe.set(redis_client.key("msgidx", message_id), f"{cid}|{seq}|{sender_id}", ex=index_ttl)
     for cid, items in messages_json.items():
         key = redis_client.recent_key(cid)
         pipe.zadd(key, {data: seq for seq, data in items})
@@ -161,3 +167,13 @@ def recent_mark_recalled(conversation_id: str, seq: int, message_id: int) -> Non
         pipe.zrem(key, raw)
         pipe.zadd(key, {orjson.dumps(cached): seq})
         pipe.execute()
+
+
+def message_locate(message_id: int) -> tuple[str, int, int] | None:
+    """(conversation_id, seq, sender_id) of a message, from the Redis index or MySQL."""
+    raw = redis_client.client().get(redis_client.key("msgidx", message_id))
+    if raw is not None:
+        cid, seq, sender = raw.decode().split("|")
+        return cid, int(seq), int(sender)
+    row = Message.objects.filter(message_id=message_id).values_list("conversation_id", "seq", "sender_id").first()
+    return (row[0], int(row[1]), int(row[2])) if row else None

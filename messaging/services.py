@@ -1,13 +1,14 @@
 """Messaging writes: persistence of accepted messages, read state."""
 
 import logging
+import time
 from typing import Any
 
 import orjson
 from django.db import connection, transaction
 
 from messaging.conversations import ConversationRef, parse_conversation_id
-from messaging.models import Message
+from messaging.models import ConversationState, HiddenMessage, Message
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +155,66 @@ def _apply_recall_marks(message_ids: list[int]) -> None:
     recalled = [m for m, mark in zip(message_ids, marks, strict=True) if mark]
     if recalled:
         Message.objects.filter(message_id__in=recalled).update(recalled=True, body="", extra={})
+
+
+class RecallRefused(Exception):
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.detail = detail
+
+
+def message_recall_by_sender(*, user_id: int, message_id: int) -> None:
+    """A sender recalls their own message within GOCHAT_RECALL_WINDOW_S.
+
+    404 unknown, 403 someone else's or too late; recalling twice is a no-op. Works
+    before the row is stored (the message is found in Redis' index).
+    """
+    from django.conf import settings
+
+    from messaging import sequences
+    from messaging.snowflake import timestamp_ms
+
+    found = sequences.message_locate(message_id)
+    if found is None:
+        raise RecallRefused(404, "No such message.")
+    conversation_id, seq, sender_id = found
+    if sender_id != user_id:
+        try:
+            conversation_check_access(user_id=user_id, conversation_id=conversation_id)
+        except NotAllowed as exc:  # not in the conversation: the message does not exist for them
+            raise RecallRefused(404, "No such message.") from exc
+        raise RecallRefused(403, "You can only recall your own messages.")
+    age_s = (time.time() * 1000 - timestamp_ms(message_id)) / 1000
+    if age_s > settings.GOCHAT_RECALL_WINDOW_S:
+        raise RecallRefused(403, f"Messages can be recalled within {settings.GOCHAT_RECALL_WINDOW_S} s of sending.")
+    if Message.objects.filter(message_id=message_id, recalled=True).exists():
+        return
+    message_recall(message_id=message_id, conversation_id=conversation_id, seq=seq)
+
+
+def message_hide(*, user_id: int, message_id: int) -> None:
+    """Delete-for-me: hide a message the user can read from their own history on every device."""
+    from messaging import sequences, upstream
+
+    found = sequences.message_locate(message_id)
+    if found is None:
+        raise RecallRefused(404, "No such message.")
+    conversation_id = found[0]
+    try:
+        conversation_check_access(user_id=user_id, conversation_id=conversation_id)
+    except NotAllowed as exc:
+        raise RecallRefused(404, "No such message.") from exc
+    HiddenMessage.objects.get_or_create(user_id=user_id, message_id=message_id,
+                                        defaults={"conversation_id": conversation_id})
+    upstream.upstream_hide(user_id=user_id, conversation_id=conversation_id, message_id=message_id)
+
+
+def conversation_prefs_update(*, user_id: int, conversation_id: str, muted: bool | None = None,
+                              pinned: bool | None = None) -> None:
+    state, _ = ConversationState.objects.get_or_create(user_id=user_id, conversation_id=conversation_id)
+    if muted is not None:
+        state.muted = muted
+    if pinned is not None:
+        state.pinned_at = int(time.time() * 1000) if pinned else None
+    state.save(update_fields=["muted", "pinned_at"])

@@ -37,3 +37,8 @@ class Snowflake:
             elapsed = (ms - EPOCH_MS) << (WORKER_BITS + SEQUENCE_BITS)
             value = elapsed | (self.worker_id << SEQUENCE_BITS) | self._sequence
             return value, ms
+
+
+def timestamp_ms(snowflake_id: int) -> int:
+    """The ms timestamp embedded in an id."""
+    return (snowflake_id >> (WORKER_BITS + SEQUENCE_BITS)) + EPOCH_MS

@@ -60,3 +60,12 @@ def upstream_recall(*, conversation_id: str, message_id: int, seq: int) -> None:
     """Ask logic to push a `recall` frame to the conversation's online members."""
     _produce(conversation_id, {"t": "recall", "cid": conversation_id, "mid": str(message_id), "seq": seq})
     _producer().flush(5)  # called from request handlers and admin actions: make it durable before answering
+
+
+def upstream_typing(*, user_id: int, conversation_id: str) -> None:
+    _produce(conversation_id, {"t": "typing", "uid": user_id, "cid": conversation_id})
+
+
+def upstream_hide(*, user_id: int, conversation_id: str, message_id: int) -> None:
+    """Tell the user's other devices that a message was deleted for them."""
+    _produce(conversation_id, {"t": "hide", "uid": user_id, "cid": conversation_id, "mid": str(message_id)})

@@ -9,5 +9,7 @@ urlpatterns = [
     path("auth/logout", views.LogoutView.as_view()),
     path("users/me", views.MeView.as_view()),
     path("users", views.UserSearchView.as_view()),
+    path("users/blocked", views.BlockedListView.as_view()),
     path("users/<int:user_id>", views.UserDetailView.as_view()),
+    path("users/<int:user_id>/block", views.BlockView.as_view()),
 ]

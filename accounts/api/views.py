@@ -102,3 +102,32 @@ class UserDetailView(APIView):
         user = generics.get_object_or_404(User, pk=user_id)
         user.online = selectors.user_is_online(user_id=user.pk)
         return Response(serializers.UserDetailSerializer(user).data)
+
+
+class BlockView(APIView):
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, user_id: int) -> Response:
+        generics.get_object_or_404(User, pk=user_id)
+        services.user_block(blocker_id=request.user.pk, blocked_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, user_id: int) -> Response:
+        services.user_unblock(blocker_id=request.user.pk, blocked_id=user_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class BlockedListView(generics.ListAPIView):
+    serializer_class = serializers.UserSerializer
+    pagination_class = UserPagination
+
+    def get_queryset(self) -> QuerySet[User]:
+        from accounts.models import Block
+
+        ids = Block.objects.filter(blocker_id=self.request.user.pk).values("blocked_id")
+        return User.objects.filter(pk__in=ids)
+
+    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
+        response = super().list(request, *args, **kwargs)
+        response.data = {"results": response.data["results"], "next": response.data["next"]}
+        return response

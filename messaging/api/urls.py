@@ -4,7 +4,10 @@ from messaging.api import views
 
 urlpatterns = [
     path("conversations", views.ConversationListView.as_view()),
+    path("conversations/<str:conversation_id>", views.ConversationPrefsView.as_view()),
     path("conversations/<str:conversation_id>/messages", views.ConversationMessagesView.as_view()),
     path("conversations/<str:conversation_id>/read", views.ConversationReadView.as_view()),
     path("messages", views.MessageSendView.as_view()),
+    path("messages/<int:message_id>", views.MessageHideView.as_view()),
+    path("messages/<int:message_id>/recall", views.MessageRecallView.as_view()),
 ]

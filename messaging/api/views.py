@@ -7,6 +7,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from accounts.models import User
+from accounts.selectors import blocked_pairs
 from gochat_project.fields import StrictIntegerField
 from groups.selectors import group_membership
 from messaging import frames, selectors, services, upstream
@@ -119,7 +121,57 @@ class MessageSendView(APIView):
             member = group_membership(group_id=ref.group_id, user_id=request.user.pk)
             if member is not None and member.muted:  # logic would drop it: say so instead of 202
                 raise PermissionDenied("You are muted in this group.")
+        elif ref.kind == "single":
+            peer = ref.peer_of(request.user.pk)
+            if blocked_pairs(pairs={(peer, request.user.pk)}):
+                raise PermissionDenied("You cannot message this user.")
+            if not User.objects.filter(pk=peer, is_active=True).exists():
+                raise PermissionDenied("The other user is not active.")  # logic would drop it: say so
         upstream.upstream_send(sender_id=request.user.pk, fields=fields)
         return Response({"client_msg_id": fields["client_msg_id"]}, status=status.HTTP_202_ACCEPTED)
 
 
+
+
+def _refused(exc: services.RecallRefused) -> Response:
+    return Response({"detail": exc.detail}, status=exc.status)
+
+
+class MessageRecallView(APIView):
+    """The sender recalls their own message within GOCHAT_RECALL_WINDOW_S."""
+
+    @extend_schema(request=None, responses={204: None})
+    def post(self, request: Request, message_id: int) -> Response:
+        try:
+            services.message_recall_by_sender(user_id=request.user.pk, message_id=message_id)
+        except services.RecallRefused as exc:
+            return _refused(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class MessageHideView(APIView):
+    """Delete for me: the message disappears from the caller's history on all their devices."""
+
+    @extend_schema(responses={204: None})
+    def delete(self, request: Request, message_id: int) -> Response:
+        try:
+            services.message_hide(user_id=request.user.pk, message_id=message_id)
+        except services.RecallRefused as exc:
+            return _refused(exc)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ConversationPrefsInput(serializers.Serializer):
+    muted = serializers.BooleanField(required=False)
+    pinned = serializers.BooleanField(required=False)
+
+
+class ConversationPrefsView(APIView):
+    @extend_schema(request=ConversationPrefsInput, responses={204: None})
+    def patch(self, request: Request, conversation_id: str) -> Response:
+        ref = _access(request, conversation_id)
+        data = ConversationPrefsInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.conversation_prefs_update(user_id=request.user.pk, conversation_id=ref.conversation_id,
+                                           **data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)

@@ -13,7 +13,7 @@ its expiry), like their login and refresh (401); their sockets close with 4403."
 import contextlib
 import uuid
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
@@ -36,6 +36,17 @@ class World:
     target: User  # a plain member acted upon (removed, muted, promoted)
     pair: tuple[User, User]  # two other users and their 1:1
     blocker: Any
+    owner_messages: dict[str, str] = field(default_factory=dict)
+
+    def owner_message(self, row: str) -> str:
+        """A message the owner sent to the group, one per row (sent at the row's first
+        cell, so the row's recall runs well inside the recall window)."""
+        if row not in self.owner_messages:
+            sock = self.users["owner"].ws()
+            ack = sock.ack_for(sock.send_message(self.group["conversation_id"], f"for {row}"))
+            sock.close()
+            self.owner_messages[row] = ack["message_id"]
+        return self.owner_messages[row]
 
     @property
     def gid(self) -> int:
@@ -197,6 +208,14 @@ REST_MATRIX = [
          lambda c: {"seq": 0}),
     Rest("send-group", "POST", "/api/messages", (A, NO, ACCEPTED, NO, ACCEPTED, ACCEPTED, A, NO), _send("gcid")),
     Rest("send-another-pair", "POST", "/api/messages", (A, NO, NO, NO, NO, NO, A, NO), _send("pair")),
+    Rest("block", "POST", "/api/users/{target}/block", (A, NC, NC, NC, NC, NC, A, NC)),
+    Rest("unblock", "DELETE", "/api/users/{target}/block", (A, NC, NC, NC, NC, NC, A, NC)),
+    Rest("blocked-list", "GET", "/api/users/blocked", AUTHED_200),
+    Rest("recall-owners-message", "POST", "/api/messages/{owner_msg}/recall", (A, 404, NO, NO, NO, NC, A, 404)),
+    Rest("hide-owners-message", "DELETE", "/api/messages/{owner_msg}", (A, 404, NC, NC, NC, NC, A, 404)),
+    Rest("pin-group", "PATCH", "/api/conversations/{gcid}", (A, NO, NC, NC, NC, NC, A, NO), lambda c: {"pinned": True}),
+    Rest("pin-another-pair", "PATCH", "/api/conversations/{pair}", (A, NO, NO, NO, NO, NO, A, NO),
+         lambda c: {"pinned": True}),
     Rest("send-own-1to1", "POST", "/api/messages", (A, ACCEPTED, ACCEPTED, ACCEPTED, ACCEPTED, ACCEPTED, A, ACCEPTED),
          _send("own1")),
 ]
@@ -240,7 +259,10 @@ def test_rest_matrix(world: World, row: Rest, role: str) -> None:
         gid = _group(u["owner"], u["admin"], u["member"], u["muted"], u["banned"], world.target, world.blocker,
                      banned_already=True)["id"]
     ctx = Ctx(world, role, me, gid)
-    path = row.path.format(**ctx.fmt())
+    values = ctx.fmt()
+    if "{owner_msg}" in row.path:
+        values["owner_msg"] = world.owner_message(row.name)
+    path = row.path.format(**values)
     r = call(role, me, row.method, path, row.body(ctx) if row.body else None)
     expected = row.expect[ROLES.index(role)]
     assert r.status_code == expected, f"{role} {row.method} {path}: {r.status_code} {r.text[:300]}"
@@ -291,6 +313,15 @@ WS_MATRIX = [
        (C401, NOT_MEMBER, "quiet", "quiet", "quiet", "quiet", C403, NOT_MEMBER)),
     Ws("read-another-pair", lambda w, me: {"type": "read", "conversation_id": _pair_cid(w, me), "seq": 0},
        (C401,) + (NOT_MEMBER,) * 5 + (C403, NOT_MEMBER)),
+    Ws("typing-group", lambda w, me: {"type": "typing", "conversation_id": _group_cid(w, me)},
+       (C401, NOT_MEMBER, "quiet", "quiet", "quiet", "quiet", C403, NOT_MEMBER)),
+    Ws("typing-another-pair", lambda w, me: {"type": "typing", "conversation_id": _pair_cid(w, me)},
+       (C401,) + (NOT_MEMBER,) * 5 + (C403, NOT_MEMBER)),
+    Ws("recall-unknown", lambda w, me: {"type": "recall", "message_id": "123"},
+       (C401,) + ("error:not_found",) * 5 + (C403, "error:not_found")),
+    Ws("recall-owners-message", lambda w, me: {"type": "recall", "message_id": w.owner_message("ws-recall")},
+       (C401, "error:not_found", "error:forbidden", "error:forbidden", "error:forbidden", "quiet", C403,
+        "error:not_found")),
     Ws("unknown-type", lambda w, me: {"type": "dance"}, (C401,) + ("error:unknown_type",) * 5 + (C403,
                                                                                                  "error:unknown_type")),
 ]
