@@ -30,7 +30,7 @@ test: venv lint
 clean:
 	rm -rf $(VENV) .run
 
-# Benchmarks (docs/benchmarks.md): every scenario, its own stack, ~12 minutes.
-BENCH_ARGS ?= --repeat 3 --duration 60 --latency-duration 15
+# Benchmarks (docs/benchmarks.md): every scenario on a fresh stack, under 15 minutes.
+BENCH_ARGS ?= --repeat 3 --duration 60 --latency-duration 8 --baseline-duration 20
 bench: venv
 	$(PY) -m bench all $(BENCH_ARGS)

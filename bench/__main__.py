@@ -228,12 +228,13 @@ class Bench:
         for i in range(a.repeat):
             pairs = self.pairs(a.pairs, f"tp{i}x" if not baseline else "", baseline=baseline)
             url = baseline_url if baseline else ws_url("tgw1")
-            r = self.run_pairs(url, pairs, duration=a.duration, window=a.window,
+            duration = a.baseline_duration if baseline else a.duration
+            r = self.run_pairs(url, pairs, duration=duration, window=a.window,
                                server_pids=self.baseline_pids if baseline else None)
             res: loadgen.WorkerResult = r["result"]
             run = {"sent": res.sent, "acked": res.acked, "delivered": res.delivered, "errors": res.errors,
                    "connect_failures": res.connect_failures,
-                   "delivered_per_s": round(res.delivered / a.duration), "acked_per_s": round(res.acked / a.duration),
+                   "delivered_per_s": round(res.delivered / duration), "acked_per_s": round(res.acked / duration),
                    "p50_ms": round(percentile(res.latencies_ms, 50), 1),
                    "p99_ms": round(percentile(res.latencies_ms, 99), 1),
                    "server_cpu_s": r["server_cpu_s"], "generator_cpu_s": r["generator_cpu_s"]}
@@ -473,6 +474,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="load-generator processes")
     parser.add_argument("--pairs", type=int, default=500)
     parser.add_argument("--duration", type=float, default=60.0, help="throughput window (s)")
+    parser.add_argument("--baseline-duration", type=float, default=20.0, help="baseline throughput window (s)")
     parser.add_argument("--window", type=int, default=4, help="unacked sends per sender (throughput)")
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--latency-pairs", type=int, default=500)

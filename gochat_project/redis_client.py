@@ -10,8 +10,11 @@ from django.conf import settings
 
 @cache
 def client() -> redis.Redis:
-    return redis.Redis.from_url(settings.GOCHAT_REDIS_URL, max_connections=200,
-                                socket_timeout=10, health_check_interval=30)
+    # Blocking pools wait for a free connection: the default pool raises
+    # MaxConnectionsError at once when a burst of sockets connects (seen in the bench).
+    pool = redis.BlockingConnectionPool.from_url(settings.GOCHAT_REDIS_URL, max_connections=100, timeout=10,
+                                                 socket_timeout=10, health_check_interval=30)
+    return redis.Redis(connection_pool=pool)
 
 
 _async_clients: dict[int, aioredis.Redis] = {}
@@ -24,8 +27,9 @@ def async_client() -> aioredis.Redis:
     loop_id = id(asyncio.get_running_loop())
     c = _async_clients.get(loop_id)
     if c is None:
-        c = aioredis.Redis.from_url(settings.GOCHAT_REDIS_URL, max_connections=500,
-                                    socket_timeout=10, health_check_interval=30)
+        pool = aioredis.BlockingConnectionPool.from_url(settings.GOCHAT_REDIS_URL, max_connections=200, timeout=10,
+                                                        socket_timeout=10, health_check_interval=30)
+        c = aioredis.Redis(connection_pool=pool)
         _async_clients[loop_id] = c
     return c
 
