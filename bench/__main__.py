@@ -86,7 +86,8 @@ class Bench:
         self.stack: Stack | None = None
         self.baseline_pids: dict[str, int] = {}
         self.own_broker = False
-        self.results: dict[str, Any] = {"machine": machine(), "args": vars(args), "scenarios": {}}
+        self.results: dict[str, Any] = {"machine": machine(), "args": vars(args), "scenarios": {},
+                                        "scenario_seconds": {}}
 
     # --- setup ------------------------------------------------------------------
 
@@ -469,7 +470,7 @@ SCENARIOS = ["kafka-floor", "throughput", "latency", "baseline", "connections", 
 def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("scenarios", nargs="*", default=["all"], choices=["all", *SCENARIOS])
+    parser.add_argument("scenarios", nargs="*", help=f"which to run: all (default) or of {', '.join(SCENARIOS)}")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--workers", type=int, default=4, help="load-generator processes")
     parser.add_argument("--pairs", type=int, default=500)
@@ -486,8 +487,22 @@ def main() -> None:
     parser.add_argument("--floor-messages", type=int, default=5000)
     parser.add_argument("--floor-rate", type=int, default=1000)
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
+    parser.add_argument("--table", metavar="JSON", help="only print the table of earlier result files, merged")
     args = parser.parse_args()
-    chosen = SCENARIOS if "all" in args.scenarios else args.scenarios
+    if args.table:
+        merged: dict[str, Any] = {"scenarios": {}}
+        for path in args.table.split(","):
+            merged["scenarios"].update(json.loads(Path(path).read_text())["scenarios"])
+        for scenario in merged["scenarios"].values():
+            scenario.pop("scenario_s", None)  # older result files kept it inside the scenario
+            if isinstance(scenario.get("latency"), dict):
+                scenario["latency"].pop("scenario_s", None)
+        print_table(merged)
+        return
+    unknown = set(args.scenarios) - {"all", *SCENARIOS}
+    if unknown:
+        parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
+    chosen = SCENARIOS if not args.scenarios or "all" in args.scenarios else args.scenarios
     raise_fd_limit()
     bench = Bench(args)
     started = time.monotonic()
@@ -503,7 +518,7 @@ def main() -> None:
             result = run_scenario(bench, name)
         finally:
             bench.stop_stack()
-        result["scenario_s"] = round(time.monotonic() - t, 1)
+        bench.results["scenario_seconds"][name] = round(time.monotonic() - t, 1)
         bench.results["scenarios"][name] = result
         print(json.dumps(result, default=str)[:2000], flush=True)
     bench.results["total_s"] = round(time.monotonic() - started, 1)
