@@ -326,9 +326,9 @@ class Logic:
                        large: list[tuple[int, str]]) -> None:
         """Read receipts (the reader's devices, and the peer in 1:1) and recalls (everyone)."""
         refs = [(n, parse_conversation_id(n.get("cid"))) for n in notices]
-        recall_groups = {ref.group_id: set[int]() for n, ref in refs
+        routed_groups = {ref.group_id: set[int]() for n, ref in refs
                          if ref is not None and ref.group_id is not None and n["t"] in ("recall", "typing")}
-        groups = group_selectors.groups_for_routing(senders=recall_groups)  # type: ignore[arg-type]
+        groups = group_selectors.groups_for_routing(senders=routed_groups)  # type: ignore[arg-type]
         for n, ref in refs:
             if ref is None:
                 continue
