@@ -169,3 +169,14 @@ def bulk_users(count: int, prefix: str = "bulk", gateway_id: str = "tgw1") -> li
         refresh = RefreshToken.for_user(row)
         out.append(User(row.pk, row.username, str(refresh.access_token), str(refresh), gateway_id))
     return out
+
+
+def chat_with_stored_history(db_reader: Any, count: int, prefix: str) -> tuple[User, User, "Socket", str]:
+    """Two new users, the first's socket, and their 1:1 holding `count` messages already in MySQL."""
+    a, b = register(prefix), register(prefix)
+    sock = a.ws()
+    cid = single_cid(a, b)
+    for i in range(count):
+        sock.ack_for(sock.send_message(cid, f"{prefix} {i}"))
+    db_reader.wait_stored(cid, count)
+    return a, b, sock, cid

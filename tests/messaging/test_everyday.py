@@ -5,7 +5,7 @@ import time
 
 import pytest
 
-from tests.client import User, register, single_cid
+from tests.client import User, chat_with_stored_history, register, single_cid
 from tests.stack import Stack
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -98,11 +98,7 @@ def test_recall_after_the_window_is_refused(pair: tuple[User, User], db_reader) 
 
 
 def test_recall_racing_its_own_persistence(stack: Stack, db_reader) -> None:
-    a, b = register("rr"), register("rr")
-    sa = a.ws()
-    cid = single_cid(a, b)
-    sa.ack_for(sa.send_message(cid, "first"))
-    db_reader.wait_stored(cid, 1)
+    a, b, sa, cid = chat_with_stored_history(db_reader, 1, "rr")
     stack.persist_worker.kill()
     try:
         ack = sa.ack_for(sa.send_message(cid, "recall me before my row exists"))

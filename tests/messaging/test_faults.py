@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from tests.client import Socket, register, single_cid
+from tests.client import Socket, chat_with_stored_history, register, single_cid
 from tests.stack import Stack, wait_until
 
 
@@ -81,12 +81,7 @@ def test_acked_messages_survive_worker_and_logic_crash(stack: Stack, db_reader) 
 def test_lost_sequence_counters_are_reseeded_after_mysql_max(stack: Stack, db_reader) -> None:
     from gochat_project import redis_client
 
-    a, b = register("redis"), register("redis")
-    sock = a.ws()
-    cid = single_cid(a, b)
-    for i in range(5):
-        sock.ack_for(sock.send_message(cid, f"r{i}"))
-    db_reader.wait_stored(cid, 5)
+    _, _, sock, cid = chat_with_stored_history(db_reader, 5, "redis")
     r = redis_client.client()
     # Redis "loses" the counters, the idempotency records and the epoch marker.
     lost = [*r.scan_iter(redis_client.key("seq", "*")), *r.scan_iter(redis_client.key("idem", "*")),

@@ -11,7 +11,7 @@ import uuid
 import pytest
 import requests
 
-from tests.client import PASSWORD, Socket, register, single_cid
+from tests.client import PASSWORD, Socket, chat_with_stored_history, register, single_cid
 from tests.stack import METRICS_PORTS, ROOT, Process, Stack, gateway_url, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -91,11 +91,7 @@ def test_moderator_recall_reaches_members_and_history(moderator: requests.Sessio
 def test_recall_of_a_message_not_yet_stored_is_not_lost(stack: Stack, db_reader) -> None:
     from messaging.services import message_recall
 
-    a, b = register("race"), register("race")
-    sa = a.ws()
-    cid = single_cid(a, b)
-    sa.ack_for(sa.send_message(cid, "before"))
-    db_reader.wait_stored(cid, 1)
+    _, b, sa, cid = chat_with_stored_history(db_reader, 1, "race")
     stack.persist_worker.kill()
     try:
         ack = sa.ack_for(sa.send_message(cid, "recall me before I am stored"))
@@ -163,12 +159,7 @@ def test_kafka_topics_describe_and_alter() -> None:
 
 
 def test_reseed_sequences_keeps_counters_ahead(db_reader) -> None:
-    a, b = register("rs"), register("rs")
-    sock = a.ws()
-    cid = single_cid(a, b)
-    for i in range(3):
-        sock.ack_for(sock.send_message(cid, f"x{i}"))
-    db_reader.wait_stored(cid, 3)
+    _, _, sock, cid = chat_with_stored_history(db_reader, 3, "rs")
     out = manage("reseed_sequences")
     assert out.returncode == 0 and "reseeded" in out.stdout, out.stdout + out.stderr
     assert sock.ack_for(sock.send_message(cid, "next"))["seq"] == 4
