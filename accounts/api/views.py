@@ -2,7 +2,6 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_view, inline_serializer
 from rest_framework import generics, status
 from rest_framework import serializers as fields
-from rest_framework.pagination import CursorPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -15,6 +14,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from accounts import selectors, services
 from accounts.api import serializers
 from accounts.models import User
+from gochat_project.pagination import ResultsNextPagination
 
 
 class AuthIpThrottle(AnonRateThrottle):
@@ -76,7 +76,7 @@ class MeView(APIView):
         return Response(serializers.UserSerializer(request.user).data)
 
 
-class UserPagination(CursorPagination):
+class UserPagination(ResultsNextPagination):
     ordering = "id"
     page_size = 20
 
@@ -90,10 +90,6 @@ class UserSearchView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[User]:
         return selectors.user_search(query=self.request.query_params.get("search", "")[:64])
 
-    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
-        response = super().list(request, *args, **kwargs)
-        response.data = {"results": response.data["results"], "next": response.data["next"]}
-        return response
 
 
 class UserDetailView(APIView):
@@ -127,7 +123,3 @@ class BlockedListView(generics.ListAPIView):
         ids = Block.objects.filter(blocker_id=self.request.user.pk).values("blocked_id")
         return User.objects.filter(pk__in=ids)
 
-    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
-        response = super().list(request, *args, **kwargs)
-        response.data = {"results": response.data["results"], "next": response.data["next"]}
-        return response

@@ -2,12 +2,12 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import generics, serializers, status
 from rest_framework.exceptions import PermissionDenied
-from rest_framework.pagination import CursorPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from gochat_project.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from gochat_project.pagination import ResultsNextPagination
 from gochat_project.schema import ERROR
 from groups import services
 from groups.models import Group, GroupMember, Role
@@ -80,7 +80,7 @@ class GroupDetailView(APIView):
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
-class MemberPagination(CursorPagination):
+class MemberPagination(ResultsNextPagination):
     ordering = "user_id"  # served by the (group_id, user_id) unique index at any size
     page_size = 100
     max_page_size = 1000
@@ -95,10 +95,6 @@ class GroupMembersView(generics.ListAPIView):
         group = _live_group_for_member(self.request, self.kwargs["group_id"])
         return GroupMember.objects.filter(group=group).only("user_id", "role", "muted", "joined_at")
 
-    def list(self, request: Request, *args: object, **kwargs: object) -> Response:
-        response = super().list(request, *args, **kwargs)
-        response.data = {"results": response.data["results"], "next": response.data["next"]}
-        return response
 
     @extend_schema(request=MemberIdsInput, responses={200: inline_serializer("MembersAdded", {
         "added": serializers.ListField(child=serializers.IntegerField()),
