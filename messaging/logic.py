@@ -227,20 +227,28 @@ class Logic:
         return accepted, rejected
 
     def _assign(self, sends: list[Send]) -> list[sequences.Assigned]:
-        stored = self._stored_duplicates(sends)
-        todo = [s for s in sends if (s.sender_id, s.fields["client_msg_id"]) not in stored]
-        args = []
-        for s in todo:
-            message_id, ts = self.snowflake.next_id()
-            args.append((s.ref.conversation_id, s.sender_id, s.fields["client_msg_id"], message_id, ts))
-        fresh = iter(self._assign_in_redis(args) if args else [])
+        while True:
+            stored = self._stored_duplicates(sends)
+            todo = [s for s in sends if (s.sender_id, s.fields["client_msg_id"]) not in stored]
+            args = []
+            for s in todo:
+                message_id, ts = self.snowflake.next_id()
+                args.append((s.ref.conversation_id, s.sender_id, s.fields["client_msg_id"], message_id, ts))
+            assigned = self._assign_in_redis(args) if args else []
+            if assigned is not None:
+                break
+            # Re-seeded after persistence drained: a resend whose first copy was stored
+            # meanwhile must get that copy's ack. A new seq for it would never be stored
+            # (the first copy holds its client_msg_id) and leave a gap. Look again.
+        fresh = iter(assigned)
         out = []
         for s in sends:
             key = (s.sender_id, s.fields["client_msg_id"])
             out.append(stored[key] if key in stored else next(fresh))
         return out
 
-    def _assign_in_redis(self, args: list[tuple[str, int, str, int, int]]) -> list[sequences.Assigned]:
+    def _assign_in_redis(self, args: list[tuple[str, int, str, int, int]]) -> list[sequences.Assigned] | None:
+        """Seqs from Redis; None when Redis had lost its counters and they were re-seeded."""
         while True:
             try:
                 return sequences.assign(args)
@@ -249,6 +257,7 @@ class Logic:
                 self._await_persistence_drained()
                 sequences.seed_counters({a[0] for a in args})
                 sequences.mark_counters_epoch()
+                return None
             except sequences.SeedRequired as need:
                 # The epoch marker is present, so Redis kept every counter it was given:
                 # a missing one belongs to a conversation that never had a seq, and
@@ -260,6 +269,7 @@ class Logic:
         if self._persist_probe is None:
             topic = kafka.persist_topic()
             self._persist_probe = kafka.GroupLagProbe(kafka.celery_consumer_group(topic), topic)
+        reported = time.monotonic()
         while not self.stop_event.is_set():
             try:
                 lag = self._persist_probe.lag()
@@ -268,6 +278,9 @@ class Logic:
                 lag = -1
             if lag == 0:
                 return
+            if time.monotonic() - reported > 5:
+                log.warning("holding sends: %d persistence tasks still to store", lag)
+                reported = time.monotonic()
             self.stop_event.wait(0.2)
         raise InterruptedError("stopping")
 

@@ -108,6 +108,32 @@ def test_resend_after_redis_loss_returns_the_stored_ack(stack: Stack, db_reader)
     assert [row[0] for row in db_reader.wait_stored(cid, 2)] == [1, 2]
 
 
+def test_resend_racing_its_own_persistence_after_redis_loss_gets_the_first_ack(stack: Stack, db_reader) -> None:
+    """Redis loses the counters while an acked message still waits for storage and its
+    sender (who missed the ack) resends it. Logic must fence until the first copy is
+    stored and then answer with that copy: a new seq would never be stored (the first
+    copy holds the client_msg_id) and leave a gap. Found by `make chaos` (redis fault)."""
+    from gochat_project import redis_client
+
+    _, _, sock, cid = chat_with_stored_history(db_reader, 2, "race")
+    stack.persist_worker.kill()
+    try:
+        first = sock.ack_for(sock.send_message(cid, "racing", client_msg_id="race-resend"))
+        assert first["seq"] == 3
+        r = redis_client.client()
+        r.delete(*r.scan_iter(redis_client.key("seq", "*")), *r.scan_iter(redis_client.key("idem", "*")),
+                 redis_client.key("seq_epoch"))
+        sock.send_message(cid, "racing", client_msg_id="race-resend")
+        assert not [f for f in sock.quiet(2) if f.get("client_msg_id") == "race-resend"], "no seq while the first copy is unstored"
+    finally:
+        stack.persist_worker.start()
+    again = sock.ack_for("race-resend", timeout=60)
+    assert (again["seq"], again["message_id"]) == (first["seq"], first["message_id"])
+    after = sock.ack_for(sock.send_message(cid, "after"), timeout=30)
+    assert after["seq"] == 4
+    assert [row[0] for row in db_reader.wait_stored(cid, 4)] == [1, 2, 3, 4]
+
+
 @pytest.mark.parametrize("process", ["gateway"])
 def test_gateway_restart_clients_reconnect_and_sync(stack: Stack, process: str) -> None:
     a, b = register("gw"), register("gw")
