@@ -19,6 +19,7 @@ from django.conf import settings
 from fanout import metrics, presence
 from fanout.downstream import Deliveries, flush_or_raise
 from gochat_project import kafka
+from gochat_project.celery import retry_in_place
 from groups.selectors import group_member_ids
 
 log = logging.getLogger(__name__)
@@ -35,10 +36,19 @@ def _producer() -> Producer:
     return Producer(kafka.producer_config(on_delivery=_on_delivery))
 
 
-@shared_task(name="fanout.fanout_frames", acks_late=True, autoretry_for=(Exception,),
-             retry_backoff=0.5, retry_backoff_max=10, max_retries=None)
+# Pushes are best effort (members catch up by `sync`), but worth a retry in place while
+# Redis, MySQL or the broker come back; after a minute the task gives up.
+GIVE_UP_AFTER_S = 60.0
+
+
+@shared_task(name="fanout.fanout_frames", acks_late=True)
 def fanout_frames(items: list[tuple[int, str]]) -> int:
     """Split each (group id, frame) into chunk tasks over the group's members. Returns how many chunks."""
+    return retry_in_place(lambda: _fanout_frames(items), retry_on=(Exception,), what="fan-out job",
+                          give_up_after=GIVE_UP_AFTER_S)
+
+
+def _fanout_frames(items: list[tuple[int, str]]) -> int:
     chunk = settings.GOCHAT_FANOUT_CHUNK
     chunks = 0
     for group_id, frame in items:
@@ -49,10 +59,14 @@ def fanout_frames(items: list[tuple[int, str]]) -> int:
     return chunks
 
 
-@shared_task(name="fanout.deliver_chunk", acks_late=True, autoretry_for=(Exception,),
-             retry_backoff=0.5, retry_backoff_max=10, max_retries=None)
+@shared_task(name="fanout.deliver_chunk", acks_late=True)
 def deliver_chunk(frame: str, user_ids: list[int]) -> int:
     """Push one message to the online members among user_ids. Returns how many were online."""
+    return retry_in_place(lambda: _deliver_chunk(frame, user_ids), retry_on=(Exception,), what="delivery chunk",
+                          give_up_after=GIVE_UP_AFTER_S)
+
+
+def _deliver_chunk(frame: str, user_ids: list[int]) -> int:
     started = time.perf_counter()
     online = presence.online_filter(user_ids)
     gateways = presence.gateways_of_users(online)

@@ -3,7 +3,11 @@ queue names are topic names. Workers run --pool=solo with prefetch 1 and acks_la
 kombu acks by committing the consumer's current position, so any concurrent pool
 can lose fetched tasks on a crash (FIELD-NOTES.md)."""
 
+import logging
 import os
+import time
+from collections.abc import Callable
+from typing import TypeVar
 
 from celery import Celery
 from celery.signals import worker_init
@@ -11,6 +15,8 @@ from celery.signals import worker_init
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gochat_project.settings")
 
 app = Celery("gochat_project")
+log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 
 def _configure() -> None:
@@ -49,3 +55,28 @@ def _serve_metrics(**_: object) -> None:
     from gochat_project.metrics import start_metrics_server
 
     start_metrics_server()
+
+
+def retry_in_place(fn: Callable[[], T], *, retry_on: tuple[type[BaseException], ...], what: str,
+                   give_up_after: float | None = None) -> T:
+    """Run fn until it succeeds, backing off 0.5 s -> 10 s, inside the running task.
+
+    Not Celery's retry: that republishes the task with a countdown, the solo worker
+    holds the copy in its timer thread, and acking it there commits on the Kafka
+    consumer from a second thread, which hung the worker for good (measured: `make
+    chaos`, redis fault); and any ack meanwhile commits past the held copy, so a crash
+    would lose it. Retrying in place keeps the task (and its offset) where it is.
+    """
+    from django.db import connection
+
+    delay, started = 0.5, time.monotonic()
+    while True:
+        try:
+            return fn()
+        except retry_on as exc:
+            if give_up_after is not None and time.monotonic() - started > give_up_after:
+                raise
+            log.warning("%s failed (%s: %s); retrying in %.1fs", what, type(exc).__name__, exc, delay)
+            connection.close()  # a MySQL restart leaves a dead connection behind
+            time.sleep(delay)
+            delay = min(delay * 2, 10.0)

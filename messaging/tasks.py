@@ -4,20 +4,18 @@ from typing import Any
 
 from celery import shared_task
 from django.db import DatabaseError, InterfaceError
+from redis.exceptions import RedisError
 
+from gochat_project.celery import retry_in_place
 from messaging import metrics, services
 
 
-@shared_task(
-    name="messaging.persist_messages",
-    acks_late=True,
-    autoretry_for=(DatabaseError, InterfaceError),
-    retry_backoff=0.5,
-    retry_backoff_max=10,
-    retry_jitter=True,
-    max_retries=None,  # an acked message must be stored: retry until the database is back
-)
+@shared_task(name="messaging.persist_messages", acks_late=True)
 def persist_messages(messages: list[dict[str, Any]]) -> int:
-    inserted = services.messages_store(messages=messages)
+    # Storing touches MySQL and Redis (recall marks). An acked message must be stored:
+    # while either is down, wait here; a task that failed would still be acked and lost.
+    inserted = retry_in_place(lambda: services.messages_store(messages=messages),
+                              retry_on=(DatabaseError, InterfaceError, RedisError),
+                              what=f"storing {len(messages)} messages")
     metrics.PERSISTED.inc(inserted)
     return inserted
