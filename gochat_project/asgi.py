@@ -11,9 +11,12 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from gochat_project.middleware import AsgiBodyLimit, daphne_skip_form_parsing  # noqa: E402
 from messaging.gateway import ChatConsumer  # noqa: E402
 
+daphne_skip_form_parsing()
+
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    "http": AsgiBodyLimit(django_asgi_app),
     "websocket": URLRouter([path("ws", ChatConsumer.as_asgi())]),
 })

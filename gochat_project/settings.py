@@ -83,6 +83,7 @@ INSTALLED_APPS = [
     "accounts",
     "groups",
     "messaging",
+    "uploads",
     "fanout",
 ]
 
@@ -160,6 +161,7 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {
         "auth_ip": env.str("GOCHAT_THROTTLE_AUTH", default="30/min"),
         "user": env.str("GOCHAT_THROTTLE_USER", default="600/min"),
+        "uploads": env.str("GOCHAT_THROTTLE_UPLOADS", default="60/min"),
     },
     "UNAUTHENTICATED_USER": None,
 }
@@ -237,3 +239,38 @@ GOCHAT_LARGE_GROUP_THRESHOLD = env.int("GOCHAT_LARGE_GROUP_THRESHOLD", default=5
 GOCHAT_FANOUT_CHUNK = env.int("GOCHAT_FANOUT_CHUNK", default=1000)
 GOCHAT_RECALL_WINDOW_S = env.int("GOCHAT_RECALL_WINDOW_S", default=120)
 GOCHAT_TYPING_INTERVAL_S = env.float("GOCHAT_TYPING_INTERVAL_S", default=3.0)
+
+# --- Uploads (attachments) ---------------------------------------------------
+GOCHAT_MAX_UPLOAD_BYTES = env.int("GOCHAT_MAX_UPLOAD_BYTES", default=10 * 1024 * 1024)
+GOCHAT_UPLOAD_MAX_AGE_HOURS = env.int("GOCHAT_UPLOAD_MAX_AGE_HOURS", default=24)  # unsent uploads, for cleanup_uploads
+# Local files by default; GOCHAT_STORAGE=s3 stores through django-storages' S3 backend
+# (any S3-compatible service; needs boto3). Downloads always pass through GoChat's
+# authorization check, never a public bucket URL.
+MEDIA_ROOT = Path(env.str("GOCHAT_MEDIA_ROOT", default=str(BASE_DIR / ".run" / "media")))
+if not MEDIA_ROOT.is_absolute():
+    MEDIA_ROOT = BASE_DIR / MEDIA_ROOT
+GOCHAT_STORAGE = env.str("GOCHAT_STORAGE", default="filesystem")
+if GOCHAT_STORAGE == "filesystem":
+    _default_storage = {"BACKEND": "django.core.files.storage.FileSystemStorage",
+                        "OPTIONS": {"location": MEDIA_ROOT, "base_url": None, "file_permissions_mode": 0o640,
+                                    "directory_permissions_mode": 0o750}}
+elif GOCHAT_STORAGE == "s3":
+    _default_storage = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": {
+        "bucket_name": env.str("GOCHAT_S3_BUCKET"),
+        "endpoint_url": env.str("GOCHAT_S3_ENDPOINT_URL", default="") or None,
+        "region_name": env.str("GOCHAT_S3_REGION", default="") or None,
+        "access_key": env.str("GOCHAT_S3_ACCESS_KEY_ID", default="") or None,
+        "secret_key": env.str("GOCHAT_S3_SECRET_ACCESS_KEY", default="") or None,
+        "location": env.str("GOCHAT_S3_PREFIX", default="gochat"),
+        "default_acl": "private",
+        "querystring_auth": True,
+        "file_overwrite": False,
+    }}
+else:
+    raise ImproperlyConfigured(f"GOCHAT_STORAGE must be 'filesystem' or 's3', not {GOCHAT_STORAGE!r}")
+STORAGES = {
+    "default": _default_storage,
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+# Multipart files above this stay in a temporary file while a request is parsed, not in memory.
+FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

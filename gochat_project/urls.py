@@ -17,6 +17,7 @@ urlpatterns = [
     path("api/", include("accounts.api.urls")),
     path("api/", include("messaging.api.urls")),
     path("api/", include("groups.api.urls")),
+    path("api/", include("uploads.api.urls")),
     re_path(r"^api/", api_not_found),  # JSON 404 for the rest of /api/
     path("", web_index, name="web-index"),
     path("web/<path:path>", web_asset, name="web-asset"),

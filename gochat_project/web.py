@@ -65,7 +65,7 @@ def _content_security_policy(request: HttpRequest) -> str:
         "default-src 'self'",
         "script-src 'self'",
         "style-src 'self'",
-        "img-src 'self' data:",
+        "img-src 'self' data: blob:",  # attachments: fetched with the token, shown from blob: URLs
         f"connect-src 'self' ws://{host} wss://{host}",
         "object-src 'none'",
         "base-uri 'none'",

@@ -15,6 +15,8 @@ MAX_EXTRA_BYTES = 4096
 MAX_SYNC_LIMIT = 200
 MAX_SEQ = 2**53  # what JavaScript clients can hold exactly
 CLIENT_MSG_ID = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")  # \Z: `$` also matches before a final "\n"
+UPLOAD_ID = re.compile(r"\A[0-9a-f]{32}\Z")
+ATTACHMENT_KINDS = frozenset({"image", "file"})  # the kinds whose `extra` may carry an upload_id
 KINDS = frozenset(MessageKind.values)
 
 # Error codes of the protocol, defined once.
@@ -26,6 +28,7 @@ FORBIDDEN = "forbidden"
 UNKNOWN_TYPE = "unknown_type"
 BLOCKED = "blocked"
 NOT_FOUND = "not_found"
+BAD_UPLOAD = "bad_upload"
 
 
 class FrameError(Exception):
@@ -87,6 +90,12 @@ def validate_message_fields(data: dict[str, Any]) -> dict[str, Any]:
         raise FrameError(INVALID, "extra is not encodable JSON", cmid) from exc
     if extra_size > MAX_EXTRA_BYTES:
         raise FrameError(TOO_LARGE, f"extra is over {MAX_EXTRA_BYTES} bytes of JSON", cmid)
+    if "upload_id" in extra:
+        upload_id = extra["upload_id"]
+        if not isinstance(upload_id, str) or not UPLOAD_ID.match(upload_id):
+            raise FrameError(INVALID, "extra.upload_id must be an upload id (32 hex digits)", cmid)
+        if kind not in ATTACHMENT_KINDS:
+            raise FrameError(INVALID, "only image and file messages carry an upload_id", cmid)
     return {"client_msg_id": cmid, "conversation_id": cid, "body": body, "kind": kind, "extra": extra}
 
 

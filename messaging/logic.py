@@ -2,8 +2,9 @@
 push decoupled").
 
 For each batch read from `gochat.messages.upstream`:
-1. check each sender may write to its conversation;
-2. assign message ids and seqs in one Redis call (idempotent per client_msg_id);
+1. check each sender may write to its conversation, and may attach the upload it names;
+2. assign message ids and seqs in one Redis call (idempotent per client_msg_id), and
+   record where each upload was sent (so its readers may download it from the push on);
 3. publish ONE persistence task for the batch and wait for Kafka's acknowledgement;
 4. only then produce deliveries (acks, messages, errors, read receipts), one
    Kafka record per gateway, and wait for their acknowledgement;
@@ -17,6 +18,7 @@ import contextlib
 import logging
 import threading
 import time
+import uuid
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Any
@@ -38,6 +40,8 @@ from messaging.conversations import ConversationRef, parse_conversation_id
 from messaging.models import Message
 from messaging.snowflake import Snowflake
 from messaging.tasks import persist_messages
+from uploads import selectors as upload_selectors
+from uploads import services as upload_services
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +61,7 @@ class Send:
     fields: dict[str, Any]
     recipients: list[int] = field(default_factory=list)
     large_group: bool = False
+    upload_id: uuid.UUID | None = None  # the attachment, once checked
 
 
 def message_payload(send: Send, assigned: sequences.Assigned) -> dict[str, Any]:
@@ -160,7 +165,8 @@ class Logic:
         sends = [e for e in events if e.get("t") == "send"]
         notices = [e for e in events if e.get("t") in ("read", "recall", "typing", "hide")]
         accepted, rejections = self._authorize(sends)
-        for send, code, detail in rejections:
+        accepted, refused = self._check_uploads(accepted)
+        for send, code, detail in rejections + refused:
             metrics.REJECTED.labels(code).inc()
             if send.gateway_id and send.conn_id:
                 deliveries.to_connection(send.gateway_id, _frame(
@@ -170,6 +176,7 @@ class Logic:
         if accepted:
             assigned = self._assign(accepted)
             payloads = [message_payload(s, a) for s, a in zip(accepted, assigned, strict=True)]
+            self._attach_uploads(accepted, assigned)
             self._persist(payloads)  # step 3: durable before anything is pushed
             metrics.ACCEPTED.inc(len(payloads))
         self._route(accepted, payloads, notices, deliveries)
@@ -225,6 +232,39 @@ class Logic:
                     s.recipients = [] if group.is_large else list(group.members)
                     accepted.append(s)
         return accepted, rejected
+
+    @staticmethod
+    def _check_uploads(sends: list[Send]) -> tuple[list[Send], list[tuple[Send, str, str]]]:
+        """A send naming an upload_id must name an upload of its sender's, of a type its kind
+        allows (one query per batch; none when no send names one). The upload's own facts
+        then replace whatever the client wrote under those keys of `extra`."""
+        named = {s.fields["extra"]["upload_id"] for s in sends if "upload_id" in (s.fields["extra"] or {})}
+        if not named:
+            return sends, []
+        found = upload_selectors.uploads_by_id(upload_ids=named)
+        accepted: list[Send] = []
+        refused: list[tuple[Send, str, str]] = []
+        for s in sends:
+            upload_id = (s.fields["extra"] or {}).get("upload_id")
+            if upload_id is None:
+                accepted.append(s)
+                continue
+            upload = found.get(upload_id)
+            problem = upload_selectors.upload_send_refusal(upload, sender_id=s.sender_id, kind=s.fields["kind"])
+            if problem is not None or upload is None:
+                refused.append((s, frames.BAD_UPLOAD, problem or ""))
+                continue
+            s.fields["extra"] = {**s.fields["extra"], **upload_selectors.upload_public(upload)}
+            s.upload_id = upload.id
+            accepted.append(s)
+        return accepted, refused
+
+    @staticmethod
+    def _attach_uploads(sends: list[Send], assigned: list[sequences.Assigned]) -> None:
+        """Before the push: a recipient may download the file as soon as the message reaches them."""
+        upload_services.uploads_attach(links=[(s.upload_id, a.conversation_id, a.message_id, a.seq)
+                                              for s, a in zip(sends, assigned, strict=True)
+                                              if s.upload_id is not None])
 
     def _assign(self, sends: list[Send]) -> list[sequences.Assigned]:
         while True:

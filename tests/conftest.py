@@ -42,7 +42,19 @@ def clean_redis() -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(django_db_setup: None, django_db_blocker: Any, kafka_broker: None, clean_redis: None) -> Iterator[Stack]:
+def clean_media() -> None:
+    """Uploaded files of earlier runs go with their database rows (the test database is new)."""
+    import shutil
+
+    from django.conf import settings
+
+    if "test-media" in settings.MEDIA_ROOT.parts:  # pyproject.toml's test directory, never a live one
+        shutil.rmtree(settings.MEDIA_ROOT, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def stack(django_db_setup: None, django_db_blocker: Any, kafka_broker: None, clean_redis: None,
+          clean_media: None) -> Iterator[Stack]:
     from tests.client import register
 
     live = Stack()

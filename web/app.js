@@ -2,6 +2,8 @@
 // The contract it follows is docs/protocol.md (REST under /api, WebSocket at /ws).
 // Every piece of user data reaches the page through textContent or text nodes, never as HTML.
 
+import { attachmentView, clearStaged, hasStagedAttachment, initAttachments, sendStaged } from "./attachments.js";
+
 const STORAGE_KEY = "gochat.auth.v1";
 const PAGE_SIZE = 30;             // history page (before_seq)
 const ACK_TIMEOUT_MS = 10_000;    // a send without ack this long is marked failed
@@ -278,7 +280,7 @@ function makeConv(cid) {
     lastTs: 0,
     messages: new Map(), // seq -> message
     ids: new Set(),      // message_id strings, for de-duplication
-    pending: [],         // own sends not yet acked: {cmid, body, kind, status, detail, timer}
+    pending: [],         // own sends not yet acked: {cmid, body, kind, extra, status, detail, timer}
     loaded: false,
     loading: null,
     loadingOlder: false,
@@ -578,7 +580,9 @@ function sendFrame(frame) {
 }
 
 function sendFrameOf(conv, p) {
-  return { type: "send", client_msg_id: p.cmid, conversation_id: conv.id, body: p.body, kind: p.kind };
+  const frame = { type: "send", client_msg_id: p.cmid, conversation_id: conv.id, body: p.body, kind: p.kind };
+  if (p.extra) frame.extra = p.extra;
+  return frame;
 }
 
 function requestSync(conv) {
@@ -610,7 +614,7 @@ function handleFrame(f) {
       if (p) {
         addMessage({
           message_id: f.message_id, conversation_id: f.conversation_id, seq: f.seq, sender_id: state.me.id,
-          kind: p.kind, body: p.body, extra: {}, client_msg_id: f.client_msg_id, ts: f.ts, recalled: false,
+          kind: p.kind, body: p.body, extra: p.extra || {}, client_msg_id: f.client_msg_id, ts: f.ts, recalled: false,
         }, "ack");
       } else if (!conv.ids.has(String(f.message_id))) {
         requestSync(conv);
@@ -684,8 +688,8 @@ function markRead(conv) {
   scheduleRender();
 }
 
-function sendText(conv, body) {
-  const p = { cmid: randomId(), body, kind: "text", status: "pending", detail: "", timer: null };
+function sendText(conv, body, kind = "text", extra = undefined) {
+  const p = { cmid: randomId(), body, kind, extra, status: "pending", detail: "", timer: null };
   conv.pending.push(p);
   conv.lastTs = Date.now();
   transmit(conv, p);
@@ -983,7 +987,7 @@ function renderMessageItem(conv, item) {
       class: `msg mine ${p.status}${item.firstOfRun ? "" : " cont"}${item.lastOfRun ? " last-of-run" : ""}`,
       dataset: { cmid: p.cmid },
     },
-    h("div", { class: "bubble" }, h("span", { class: "msg-body", text: p.body })),
+    h("div", { class: "bubble" }, attachmentView(p), p.body || !p.extra ? h("span", { class: "msg-body", text: p.body }) : null),
     h("div", { class: "msg-meta" },
       h("span", { class: "msg-status", text: p.status === "failed" ? (p.detail || "Not delivered") : "Sending…" }),
       p.status === "failed"
@@ -1003,8 +1007,13 @@ function renderMessageItem(conv, item) {
     if (!item.firstOfRun) classes.push("cont");
     if (item.lastOfRun) classes.push("last-of-run");
     const bubble = h("div", { class: "bubble" });
+    const attachment = m.recalled ? null : attachmentView(m);
     if (m.recalled) {
       bubble.append(h("span", { class: "msg-body", text: mine ? "You recalled a message" : "This message was recalled" }));
+    } else if (attachment) {
+      classes.push("has-attachment");
+      bubble.append(attachment);
+      if (m.body) bubble.append(h("span", { class: "msg-body caption", text: m.body }));
     } else {
       if (m.kind !== "text") bubble.append(h("span", { class: "msg-kind", text: `[${m.kind}]` }));
       bubble.append(h("span", { class: "msg-body", text: m.body }));
@@ -1310,6 +1319,7 @@ function endSession() {
   msgDom.clear();
   $("#message-list").replaceChildren();
   $("#conversation-list").replaceChildren();
+  clearStaged();
   document.title = "GoChat";
 }
 
@@ -1393,6 +1403,12 @@ function submitComposer(ev) {
   const input = $("#composer-input");
   const body = input.value;
   const conv = state.convs.get(state.activeId);
+  if (conv && hasStagedAttachment()) {
+    input.value = "";
+    autoGrow(input);
+    sendStaged(conv, body.trim() ? body : "", sendText);
+    return;
+  }
   if (!conv || !body.trim()) return;
   input.value = "";
   autoGrow(input);
@@ -1436,6 +1452,7 @@ function wire() {
     if (ev.key === "Enter" && !ev.shiftKey && !ev.isComposing) submitComposer(ev);
   });
   $("#messages").addEventListener("scroll", maybeLoadOlder, { passive: true });
+  initAttachments({ accessToken, refreshTokens, h, toast });
 
   document.addEventListener("visibilitychange", () => {
     if (document.visibilityState !== "visible" || !state.me) return;

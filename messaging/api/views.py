@@ -14,6 +14,7 @@ from groups.selectors import group_membership
 from messaging import frames, selectors, services, upstream
 from messaging.conversations import ConversationRef
 from messaging.frames import FrameError
+from uploads import selectors as upload_selectors
 
 
 class MessageSerializer(serializers.Serializer):
@@ -127,6 +128,11 @@ class MessageSendView(APIView):
                 raise PermissionDenied("You cannot message this user.")
             if not User.objects.filter(pk=peer, is_active=True).exists():
                 raise PermissionDenied("The other user is not active.")  # logic would drop it: say so
+        if (upload_id := fields["extra"].get("upload_id")) is not None:  # logic checks again: say so now
+            upload = upload_selectors.uploads_by_id(upload_ids=[upload_id]).get(upload_id)
+            problem = upload_selectors.upload_send_refusal(upload, sender_id=request.user.pk, kind=fields["kind"])
+            if problem is not None:
+                return Response({"detail": problem, "code": frames.BAD_UPLOAD}, status=status.HTTP_400_BAD_REQUEST)
         upstream.upstream_send(sender_id=request.user.pk, fields=fields)
         return Response({"client_msg_id": fields["client_msg_id"]}, status=status.HTTP_202_ACCEPTED)
 

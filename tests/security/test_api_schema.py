@@ -57,10 +57,11 @@ def fuzz_user(stack) -> User:
 # common nor all digits, a username not yet taken, credentials that match an account,
 # a token that verifies (auth); user ids that exist and are active (groups: "unknown or
 # inactive ids -> 400"); a 1:1 id naming the smaller user first, a non-blank text body,
-# `extra` within 4 KiB (messages, validated as a WebSocket `send`).
+# `extra` within 4 KiB (messages, validated as a WebSocket `send`); a file that is not
+# empty, and that decodes if its bytes say it is an image (uploads).
 SEMANTIC_VALIDATION = {"POST /api/auth/register", "POST /api/auth/login", "POST /api/auth/refresh",
                        "POST /api/auth/logout", "POST /api/groups", "POST /api/groups/{group_id}/members",
-                       "POST /api/messages"}
+                       "POST /api/messages", "POST /api/uploads"}
 
 
 @schema.parametrize()

@@ -37,6 +37,7 @@ class World:
     pair: tuple[User, User]  # two other users and their 1:1
     blocker: Any
     owner_messages: dict[str, str] = field(default_factory=dict)
+    uploads: dict[str, str] = field(default_factory=dict)
 
     def owner_message(self, row: str) -> str:
         """A message the owner sent to the group, one per row (sent at the row's first
@@ -47,6 +48,23 @@ class World:
             sock.close()
             self.owner_messages[row] = ack["message_id"]
         return self.owner_messages[row]
+
+    def sent_upload(self, where: str) -> str:
+        """The id of an image the owner sent to the group (`group`), or the pair's first
+        user to their own 1:1 (`pair`)."""
+        if where not in self.uploads:
+            sender, cid = ((self.users["owner"], self.group["conversation_id"]) if where == "group"
+                           else (self.pair[0], single_cid(*self.pair)))
+            r = requests.post(f"{gateway_url()}/api/uploads", files=_png_file(None), headers=sender.headers,
+                              timeout=10)
+            assert r.status_code == 201, r.text
+            upload_id = r.json()["upload_id"]
+            sock = sender.ws()
+            cmid = sock.send_message(cid, "", kind="image", extra={"upload_id": upload_id})
+            assert sock.ack_for(cmid)["type"] == "ack"
+            sock.close()
+            self.uploads[where] = upload_id
+        return self.uploads[where]
 
     @property
     def gid(self) -> int:
@@ -107,9 +125,11 @@ def caller(world: World, role: str) -> User:
     return world.users["outsider" if role == "anonymous" else role]
 
 
-def call(role: str, me: User, method: str, path: str, body: Any = None) -> requests.Response:
+def call(role: str, me: User, method: str, path: str, body: Any = None,
+         files: dict[str, Any] | None = None) -> requests.Response:
     headers = {} if role == "anonymous" else me.headers
-    return requests.request(method, gateway_url() + path, json=body, headers=headers, timeout=10)
+    return requests.request(method, gateway_url() + path, json=None if files else body, files=files,
+                            headers=headers, timeout=10)
 
 
 # --- REST ----------------------------------------------------------------------------
@@ -123,6 +143,7 @@ class Rest:
     expect: tuple[int, ...]  # one status per role, in ROLES order
     body: Callable[["Ctx"], Any] | None = None
     fresh_group: bool = False  # the call changes the group: give it a group of its own
+    files: Callable[["Ctx"], dict[str, Any]] | None = None  # a multipart body instead of JSON
 
 
 @dataclass
@@ -151,6 +172,16 @@ def _login(c: Ctx) -> dict[str, str]:
 
 def _own_refresh(c: Ctx) -> dict[str, str]:
     return {"refresh": c.world.refresh_for(c.me.id)}
+
+
+def _png_file(_: Ctx | None) -> dict[str, Any]:
+    import io
+
+    from PIL import Image
+
+    out = io.BytesIO()
+    Image.new("RGB", (40, 30), (200, 40, 40)).save(out, "PNG")
+    return {"file": ("matrix.png", out.getvalue(), "image/png")}
 
 
 def _send(cid_key: str) -> Callable[[Ctx], dict[str, str]]:
@@ -218,6 +249,12 @@ REST_MATRIX = [
          lambda c: {"pinned": True}),
     Rest("send-own-1to1", "POST", "/api/messages", (A, ACCEPTED, ACCEPTED, ACCEPTED, ACCEPTED, ACCEPTED, A, ACCEPTED),
          _send("own1")),
+    Rest("upload", "POST", "/api/uploads", (A, CREATED, CREATED, CREATED, CREATED, CREATED, A, CREATED),
+         files=_png_file),
+    # Downloads: readers of a message carrying the file; anyone else 404 (staff too: staff read no history).
+    Rest("download-group-upload", "GET", "/api/uploads/{group_upload}", (A, 404, OK, OK, OK, OK, A, 404)),
+    Rest("thumbnail-group-upload", "GET", "/api/uploads/{group_upload}/thumbnail", (A, 404, OK, OK, OK, OK, A, 404)),
+    Rest("download-another-pairs-upload", "GET", "/api/uploads/{pair_upload}", (A, 404, 404, 404, 404, 404, A, 404)),
 ]
 
 
@@ -262,8 +299,11 @@ def test_rest_matrix(world: World, row: Rest, role: str) -> None:
     values = ctx.fmt()
     if "{owner_msg}" in row.path:
         values["owner_msg"] = world.owner_message(row.name)
+    for where in ("group", "pair"):
+        if f"{{{where}_upload}}" in row.path:
+            values[f"{where}_upload"] = world.sent_upload(where)
     path = row.path.format(**values)
-    r = call(role, me, row.method, path, row.body(ctx) if row.body else None)
+    r = call(role, me, row.method, path, row.body(ctx) if row.body else None, row.files(ctx) if row.files else None)
     expected = row.expect[ROLES.index(role)]
     assert r.status_code == expected, f"{role} {row.method} {path}: {r.status_code} {r.text[:300]}"
     if expected >= 400:
@@ -322,6 +362,10 @@ WS_MATRIX = [
     Ws("recall-owners-message", lambda w, me: {"type": "recall", "message_id": w.owner_message("ws-recall")},
        (C401, "error:not_found", "error:forbidden", "error:forbidden", "error:forbidden", "quiet", C403,
         "error:not_found")),
+    Ws("send-anothers-upload", lambda w, me: {
+        "type": "send", "client_msg_id": uuid.uuid4().hex, "conversation_id": single_cid(me, w.target), "body": "",
+        "kind": "image", "extra": {"upload_id": w.sent_upload("pair")}},
+       (C401,) + ("error:bad_upload",) * 5 + (C403, "error:bad_upload")),
     Ws("unknown-type", lambda w, me: {"type": "dance"}, (C401,) + ("error:unknown_type",) * 5 + (C403,
                                                                                                  "error:unknown_type")),
 ]
