@@ -14,6 +14,9 @@ const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
 const PRESENCE_POLL_MS = 30_000;
 const LIST_POLL_MS = 60_000;
+const TYPING_SEND_MS = 3_200;     // at most one `typing` frame this often (the server relays one per 3 s)
+const TYPING_SHOW_MS = 5_000;     // "… is typing" stays this long after the last `typing` frame
+const RECALL_WINDOW_MS = 120_000; // the server's default GOCHAT_RECALL_WINDOW_S (not sent to clients)
 
 // ---------------------------------------------------------------- small helpers
 
@@ -278,6 +281,9 @@ function makeConv(cid) {
     syncedSeq: 0,      // everything up to here is accounted for; sync from here
     lastMessage: null,
     lastTs: 0,
+    muted: false,      // mine only: no badge colour, not in the tab title's count
+    pinned: false,
+    pinOrder: 0,       // among pinned conversations, higher is nearer the top
     messages: new Map(), // seq -> message
     ids: new Set(),      // message_id strings, for de-duplication
     pending: [],         // own sends not yet acked: {cmid, body, kind, extra, status, detail, timer}
@@ -600,6 +606,7 @@ function handleFrame(f) {
   switch (f.type) {
     case "message": {
       const m = f.message;
+      if (m) stopTyping(m.conversation_id, m.sender_id);
       if (addMessage(m, "push")) {
         const conv = state.convs.get(m.conversation_id);
         if (conv && conv.id === state.activeId) markRead(conv);
@@ -650,6 +657,16 @@ function handleFrame(f) {
       const conv = state.convs.get(f.conversation_id);
       if (!conv) break;
       applyRecall(conv, f.message_id, f.seq);
+      scheduleRender();
+      break;
+    }
+    case "typing":
+      onTypingFrame(f);
+      break;
+    case "hidden": {
+      const conv = state.convs.get(f.conversation_id);
+      if (!conv || !f.message_id) break;
+      dropMessage(conv, f.message_id);
       scheduleRender();
       break;
     }
@@ -713,10 +730,13 @@ function transmit(conv, p) {
 async function loadConversations() {
   const list = await api("/api/conversations");
   if (!Array.isArray(list)) return;
-  for (const item of list) {
+  for (const [index, item] of list.entries()) {
     if (!validCid(item.conversation_id)) continue;
     const fresh = !state.convs.has(item.conversation_id);
     const conv = ensureConv(item.conversation_id);
+    conv.muted = Boolean(item.muted);
+    conv.pinned = Boolean(item.pinned);
+    conv.pinOrder = conv.pinned ? list.length - index : 0; // the server lists the latest pin first
     // Until a conversation is opened its history comes from REST; sync only what is newer.
     if (fresh || !conv.loaded) conv.syncedSeq = Math.max(conv.syncedSeq, item.max_seq || 0);
     conv.maxSeq = Math.max(conv.maxSeq, item.max_seq || 0);
@@ -877,7 +897,8 @@ function renderAll({ stick = false } = {}) {
   renderMe();
   renderList();
   renderConversation({ stick });
-  const total = [...state.convs.values()].reduce((n, c) => n + unreadOf(c), 0);
+  renderConversationExtras();
+  const total = [...state.convs.values()].reduce((n, c) => n + (c.muted ? 0 : unreadOf(c)), 0);
   document.title = total ? `(${total}) GoChat` : "GoChat";
 }
 
@@ -891,7 +912,8 @@ function renderMe() {
 }
 
 function sortedConvs() {
-  return [...state.convs.values()].sort((a, b) => (b.lastTs - a.lastTs) || (b.maxSeq - a.maxSeq)
+  return [...state.convs.values()].sort((a, b) => (b.pinned - a.pinned) || (b.pinOrder - a.pinOrder)
+    || (b.lastTs - a.lastTs) || (b.maxSeq - a.maxSeq)
     || a.id.localeCompare(b.id));
 }
 
@@ -924,19 +946,25 @@ function renderList() {
     const classes = ["conv-item"];
     if (conv.id === state.activeId) classes.push("active");
     if (unread) classes.push("unread");
+    if (conv.pinned) classes.push("pinned");
+    if (conv.muted) classes.push("muted");
+    const typing = typingPreview(conv);
     return h("li", {
       class: classes.join(" "), role: "button", tabindex: "0", dataset: { cid: conv.id },
       "aria-current": conv.id === state.activeId ? "true" : null,
-      "aria-label": unread ? `${title}, ${unread} unread` : title,
+      "aria-label": [title, conv.pinned && "pinned", conv.muted && "muted", unread && `${unread} unread`]
+        .filter(Boolean).join(", "),
     },
     avatar,
     h("div", { class: "conv-main" },
       h("div", { class: "conv-top" },
         h("span", { class: "conv-name", text: title }),
+        convFlags(conv),
         h("time", { class: "conv-time", text: shortTime(conv.lastMessage ? conv.lastMessage.ts : 0) })),
       h("div", { class: "conv-bottom" },
-        h("span", { class: "conv-preview", text: previewOf(conv) }),
-        unread ? h("span", { class: "badge", dataset: { unread: String(unread) }, text: unread > 99 ? "99+" : String(unread) }) : null)));
+        h("span", { class: typing ? "conv-preview is-typing" : "conv-preview", text: typing || previewOf(conv) }),
+        unread ? h("span", { class: conv.muted ? "badge muted" : "badge", dataset: { unread: String(unread) }, text: unread > 99 ? "99+" : String(unread) }) : null)),
+    convOptionsButton(conv, title));
   });
   list.replaceChildren(...items);
   $("#list-empty").hidden = convs.length > 0 || Boolean(state.searchQuery);
@@ -1093,6 +1121,7 @@ function renderConversation({ stick = false } = {}) {
     let entry = msgDom.get(item.key);
     if (!entry || entry.sig !== sig) {
       const el = build();
+      decorateMessage(conv, item, el);
       el.dataset.key = item.key;
       if (entry) entry.el.replaceWith(el);
       entry = { el, sig };
@@ -1266,6 +1295,443 @@ async function submitGroupDialog(ev) {
   }
 }
 
+// ---------------------------------------------------------------- typing, recall, delete for me, block, mute and pin
+
+const typingNow = new Map();    // conversation_id -> Map(user_id -> timer): who is typing there right now
+const typingSentAt = new Map(); // conversation_id -> when this tab last sent `typing` there
+const blocked = new Map();      // user id -> user: the people I blocked
+const menuState = { anchor: null };
+let profileOf = null;           // the user id the profile dialog shows (my own: my blocked list)
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+const ICONS = {
+  more: "M5 10a2 2 0 1 1 0 4 2 2 0 0 1 0-4Zm7 0a2 2 0 1 1 0 4 2 2 0 0 1 0-4Zm7 0a2 2 0 1 1 0 4 2 2 0 0 1 0-4Z",
+  pin: "M16 9V4h1V2H7v2h1v5c0 1.66-1.34 3-3 3v2h5.97v7l1 1 1-1v-7H19v-2c-1.66 0-3-1.34-3-3Z",
+  muted: "M20 18.69 7.84 6.14 5.27 3.49 4 4.76l2.8 2.8v.01c-.52.99-.8 2.16-.8 3.42v5l-2 2v1h13.73l2 2L21 19.72 20 "
+    + "18.69ZM12 22c1.11 0 2-.89 2-2h-4c0 1.11.89 2 2 2Zm6-7.32V11c0-3.08-1.64-5.64-4.5-6.32V4c0-.83-.67-1.5-1.5-1.5s"
+    + "-1.5.67-1.5 1.5v.68c-.15.03-.29.08-.42.12-.1.03-.2.07-.3.11-.23.09-.46.2-.68.31L18 14.68Z",
+};
+
+/** A fixed icon (our own path data, never user data). */
+function icon(name, size = 16) {
+  const svg = document.createElementNS(SVG_NS, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("width", String(size));
+  svg.setAttribute("height", String(size));
+  svg.setAttribute("aria-hidden", "true");
+  const path = document.createElementNS(SVG_NS, "path");
+  path.setAttribute("fill", "currentColor");
+  path.setAttribute("d", ICONS[name]);
+  svg.append(path);
+  return svg;
+}
+
+// --- a small popup menu, shared by messages and the conversation list
+
+/** Open a menu of `items` ({label, run, danger?}) by `anchor`, or at a pointer position `at`. */
+function openMenu(anchor, label, items, at = null) {
+  if (menuState.anchor === anchor) {
+    closeMenu(true); // the same button again: toggle
+    return;
+  }
+  closeMenu();
+  const el = $("#menu");
+  el.setAttribute("aria-label", label);
+  el.replaceChildren(...items.map((item) => h("button", {
+    type: "button", role: "menuitem", class: item.danger ? "menu-item danger-text" : "menu-item",
+    onclick: () => { closeMenu(true); item.run(); },
+  }, item.label)));
+  el.hidden = false;
+  const rect = at || anchor.getBoundingClientRect();
+  const left = Math.max(8, Math.min(rect.left, window.innerWidth - el.offsetWidth - 8));
+  const fitsBelow = rect.bottom + 4 + el.offsetHeight <= window.innerHeight - 8;
+  el.style.left = `${left}px`;
+  el.style.top = `${fitsBelow ? rect.bottom + 4 : Math.max(8, rect.top - el.offsetHeight - 4)}px`;
+  menuState.anchor = anchor;
+  anchor.setAttribute("aria-expanded", "true");
+  el.querySelector("button").focus();
+}
+
+function closeMenu(restoreFocus = false) {
+  const el = $("#menu");
+  const anchor = menuState.anchor;
+  menuState.anchor = null;
+  el.hidden = true;
+  el.replaceChildren();
+  if (!anchor) return;
+  anchor.setAttribute("aria-expanded", "false");
+  if (restoreFocus && anchor.isConnected) anchor.focus();
+}
+
+function onMenuKeydown(ev) {
+  const buttons = [...$("#menu").querySelectorAll("button")];
+  if (ev.key === "Escape") {
+    ev.preventDefault();
+    closeMenu(true);
+  } else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+    ev.preventDefault();
+    const step = ev.key === "ArrowDown" ? 1 : -1;
+    const i = buttons.indexOf(document.activeElement);
+    buttons[(i + step + buttons.length) % buttons.length].focus();
+  } else if (ev.key === "Tab") {
+    closeMenu();
+  }
+}
+
+/** Where a right click happened, shaped like a DOMRect; null for the keyboard's context-menu key. */
+function pointerRect(ev) {
+  if (!ev.clientX && !ev.clientY) return null;
+  return { left: ev.clientX, top: ev.clientY, bottom: ev.clientY };
+}
+
+// --- typing
+
+/** The composer changed: tell the others, at most once every TYPING_SEND_MS (never per keystroke). */
+function noteTyping() {
+  const conv = state.convs.get(state.activeId);
+  if (!conv || (conv.kind === "single" && conv.peerId === state.me.id)) return;
+  if (!$("#composer-input").value.trim()) return;
+  const now = Date.now();
+  if (now - (typingSentAt.get(conv.id) || 0) < TYPING_SEND_MS) return;
+  if (sendFrame({ type: "typing", conversation_id: conv.id })) typingSentAt.set(conv.id, now);
+}
+
+function onTypingFrame(f) {
+  if (!state.convs.has(f.conversation_id) || typeof f.user_id !== "number" || f.user_id === state.me.id) return;
+  let typers = typingNow.get(f.conversation_id);
+  if (!typers) {
+    typers = new Map();
+    typingNow.set(f.conversation_id, typers);
+  }
+  clearTimeout(typers.get(f.user_id));
+  typers.set(f.user_id, setTimeout(() => stopTyping(f.conversation_id, f.user_id), TYPING_SHOW_MS));
+  scheduleRender();
+}
+
+/** The dots go when the typer's message arrives, or TYPING_SHOW_MS after their last `typing`. */
+function stopTyping(cid, userId) {
+  const typers = typingNow.get(cid);
+  if (!typers || !typers.has(userId)) return;
+  clearTimeout(typers.get(userId));
+  typers.delete(userId);
+  if (!typers.size) typingNow.delete(cid);
+  scheduleRender();
+}
+
+function typingLabel(conv) {
+  const ids = conv && typingNow.has(conv.id) ? [...typingNow.get(conv.id).keys()] : [];
+  if (!ids.length) return "";
+  if (ids.length === 1) return `${userName(ids[0])} is typing`;
+  if (ids.length === 2) return `${userName(ids[0])} and ${userName(ids[1])} are typing`;
+  return "Several people are typing";
+}
+
+/** The list shows "typing…" in place of the last message (with the name in groups). */
+function typingPreview(conv) {
+  const label = typingLabel(conv);
+  if (!label) return "";
+  return conv.kind === "single" ? "typing…" : `${label}…`;
+}
+
+// --- recall and delete for me
+
+function findMessage(conv, messageId) {
+  const id = String(messageId);
+  for (const m of conv.messages.values()) if (m.message_id === id) return m;
+  return null;
+}
+
+/** Offered inside the window the server allows by default; the server decides (403 with its reason). */
+function canRecall(m) {
+  return m.sender_id === state.me.id && !m.recalled && Date.now() - m.ts < RECALL_WINDOW_MS;
+}
+
+function openMessageMenu(conv, messageId, anchor) {
+  const m = findMessage(conv, messageId);
+  if (!m) return;
+  const items = [];
+  if (canRecall(m)) items.push({ label: "Recall", run: () => recallMessage(conv, m.message_id) });
+  items.push({ label: "Delete for me", danger: true, run: () => deleteForMe(conv, m.message_id) });
+  openMenu(anchor, "Message actions", items);
+}
+
+async function recallMessage(conv, messageId) {
+  try {
+    await api(`/api/messages/${encodeURIComponent(messageId)}/recall`, { method: "POST" });
+    const m = findMessage(conv, messageId); // the `recall` frame does the same for every other device
+    if (m) applyRecall(conv, messageId, m.seq);
+    scheduleRender();
+  } catch (err) {
+    toast(err instanceof ApiError ? err.message : "Could not recall the message. Try again.");
+  }
+}
+
+async function deleteForMe(conv, messageId) {
+  try {
+    await api(`/api/messages/${encodeURIComponent(messageId)}`, { method: "DELETE" });
+    dropMessage(conv, messageId); // my other devices get a `hidden` frame
+    scheduleRender();
+  } catch (err) {
+    toast(err instanceof ApiError ? err.message : "Could not delete the message. Try again.");
+  }
+}
+
+/** Remove a message deleted for me from this device's view. */
+function dropMessage(conv, messageId) {
+  const id = String(messageId);
+  conv.ids.add(id); // a late push or sync of it is then dropped as a duplicate
+  const m = findMessage(conv, id);
+  if (m) conv.messages.delete(m.seq);
+  if (conv.lastMessage && conv.lastMessage.message_id === id) {
+    const newest = Math.max(0, ...conv.messages.keys());
+    conv.lastMessage = conv.messages.get(newest) || null;
+    refreshListSoon(); // the server knows the newest message left for me
+  }
+}
+
+/** A message built for the list gets its actions button (and a clickable sender name in groups). */
+function decorateMessage(conv, item, el) {
+  if (item.type !== "msg") return;
+  const id = item.m.message_id;
+  el.append(h("button", {
+    type: "button", class: "msg-more", "aria-label": "Message actions", "aria-haspopup": "menu",
+    onclick: (ev) => openMessageMenu(conv, id, ev.currentTarget),
+  }, icon("more", 18)));
+  const sender = el.querySelector(".msg-sender");
+  if (sender) {
+    sender.setAttribute("role", "button");
+    sender.setAttribute("tabindex", "0");
+  }
+}
+
+// --- block and the profile panel
+
+async function loadBlocked() {
+  const found = new Map();
+  let path = "/api/users/blocked";
+  for (let page = 0; path && page < 50; page++) {
+    const data = await api(path);
+    for (const user of data.results || []) found.set(user.id, user);
+    path = data.next ? (({ pathname, search }) => pathname + search)(new URL(data.next, location.href)) : null;
+  }
+  blocked.clear();
+  for (const [id, user] of found) {
+    blocked.set(id, user);
+    if (!state.users.has(id)) state.users.set(id, user);
+  }
+  renderProfile();
+  scheduleRender();
+}
+
+async function setBlocked(userId, block) {
+  const name = userName(userId);
+  try {
+    await api(`/api/users/${encodeURIComponent(userId)}/block`, { method: block ? "POST" : "DELETE" });
+    if (block) blocked.set(userId, state.users.get(userId) || { id: userId, username: "", nickname: "" });
+    else blocked.delete(userId);
+    toast(block ? `You blocked ${name}. They can no longer message you.` : `You unblocked ${name}.`);
+  } catch (err) {
+    toast(err instanceof ApiError ? err.message : "Something went wrong. Try again.");
+  }
+  renderProfile();
+  scheduleRender();
+}
+
+/** The profile panel of a person (Message, Block/Unblock), or mine (the people I blocked). */
+function openProfile(userId) {
+  profileOf = userId;
+  renderProfile();
+  const dialog = $("#profile-dialog");
+  if (!dialog.open) dialog.showModal();
+  if (userId === state.me.id) loadBlocked().catch(() => {});
+  else getUser(userId, { force: true }).then(renderProfile);
+}
+
+function closeProfile() {
+  profileOf = null;
+  const dialog = $("#profile-dialog");
+  if (dialog.open) dialog.close();
+}
+
+function renderProfile() {
+  if (profileOf === null || !state.me) return;
+  const view = profileOf === state.me.id ? myProfileView() : personProfileView(profileOf);
+  $("#profile-body").replaceChildren(...view.filter(Boolean));
+}
+
+function profileHead(user, id, withPresence) {
+  const name = user ? displayName(user) : `User ${id}`;
+  const sub = user ? `@${user.username}${withPresence ? ` · ${user.online ? "online" : "offline"}` : ""}` : "";
+  return h("div", { class: "profile-head" },
+    fillAvatar(h("span", { class: "avatar large", "aria-hidden": "true" }), name, `u${id}`,
+      withPresence && user ? Boolean(user.online) : null),
+    h("div", { class: "profile-names" },
+      h("h3", { id: "profile-title", text: name }),
+      h("div", { class: "person-sub", text: sub })));
+}
+
+function personProfileView(id) {
+  const user = state.users.get(id);
+  const isBlocked = blocked.has(id);
+  const cid = singleCid(state.me.id, id);
+  return [
+    profileHead(user, id, true),
+    isBlocked ? h("p", { class: "profile-note", text: "You blocked this person: they cannot send you messages." }) : null,
+    h("div", { class: "dialog-actions" },
+      state.activeId === cid ? null : h("button", {
+        type: "button", class: "secondary", onclick: () => { closeProfile(); openConversation(cid); },
+      }, "Message"),
+      h("button", { type: "button", class: isBlocked ? "secondary" : "danger", onclick: () => setBlocked(id, !isBlocked) },
+        isBlocked ? "Unblock" : "Block"),
+      h("button", { type: "button", class: "secondary", onclick: closeProfile }, "Close")),
+  ];
+}
+
+function myProfileView() {
+  const me = state.users.get(state.me.id) || state.me;
+  const people = [...blocked.keys()].map((id) => state.users.get(id) || blocked.get(id));
+  return [
+    profileHead(me, me.id, false),
+    h("div", { class: "section-title", id: "blocked-title" }, "Blocked people"),
+    people.length
+      ? h("ul", { class: "people-list compact blocked-list", "aria-labelledby": "blocked-title" }, people.map((u) => h("li", {
+        class: "person", dataset: { userId: String(u.id) },
+      },
+      fillAvatar(h("span", { class: "avatar small", "aria-hidden": "true" }), displayName(u), `u${u.id}`),
+      h("div", { class: "person-main" },
+        h("div", { class: "person-name", text: displayName(u) }),
+        h("div", { class: "person-sub", text: `@${u.username}` })),
+      h("button", {
+        type: "button", class: "secondary small", "aria-label": `Unblock ${displayName(u)}`,
+        onclick: () => setBlocked(u.id, false),
+      }, "Unblock"))))
+      : h("p", { class: "empty-hint", text: "You have not blocked anyone." }),
+    h("div", { class: "dialog-actions" },
+      h("button", { type: "button", class: "secondary", onclick: closeProfile }, "Close")),
+  ];
+}
+
+// --- mute and pin
+
+/** Mute or pin at once here; the server's list (GET /api/conversations) settles the order. */
+async function setConvPrefs(conv, prefs) {
+  const before = { muted: conv.muted, pinned: conv.pinned, pinOrder: conv.pinOrder };
+  Object.assign(conv, prefs);
+  if (prefs.pinned) conv.pinOrder = Date.now(); // above every pin the last list gave (those rank by position)
+  scheduleRender();
+  try {
+    await api(`/api/conversations/${encodeURIComponent(conv.id)}`, { method: "PATCH", body: prefs });
+    refreshListSoon();
+  } catch (err) {
+    Object.assign(conv, before);
+    scheduleRender();
+    toast(err instanceof ApiError ? err.message : "Something went wrong. Try again.");
+  }
+}
+
+function openConvMenu(cid, anchor, at = null) {
+  const conv = state.convs.get(cid);
+  if (!conv) return;
+  openMenu(anchor, `Options for ${convTitle(conv)}`, [
+    { label: conv.pinned ? "Unpin" : "Pin to top", run: () => setConvPrefs(conv, { pinned: !conv.pinned }) },
+    { label: conv.muted ? "Unmute" : "Mute", run: () => setConvPrefs(conv, { muted: !conv.muted }) },
+  ], at);
+}
+
+/** The pin and mute marks and the options button of a conversation in the list. */
+function convFlags(conv) {
+  return [
+    conv.muted ? h("span", { class: "conv-flag muted", title: "Muted" }, icon("muted", 14)) : null,
+    conv.pinned ? h("span", { class: "conv-flag pinned", title: "Pinned" }, icon("pin", 14)) : null,
+  ];
+}
+
+function convOptionsButton(conv, title) {
+  return h("button", {
+    type: "button", class: "conv-options", "aria-label": `Options for ${title}`, "aria-haspopup": "menu",
+    onclick: (ev) => {
+      ev.stopPropagation(); // not a click on the conversation
+      openConvMenu(conv.id, ev.currentTarget);
+    },
+  }, icon("more", 18));
+}
+
+// --- the open conversation: typing line, block notice, profile button
+
+function renderConversationExtras() {
+  const conv = state.convs.get(state.activeId);
+  const label = typingLabel(conv);
+  $("#typing").hidden = !label;
+  if ($("#typing-text").textContent !== label) $("#typing-text").textContent = label;
+
+  const peer = conv && conv.kind === "single" && conv.peerId !== state.me.id ? conv.peerId : null;
+  $("#conv-info").hidden = peer === null;
+  const notice = $("#conv-notice");
+  const sig = peer !== null && blocked.has(peer) ? `${peer}|${userName(peer)}` : "";
+  if (notice.dataset.sig === sig) return;
+  notice.dataset.sig = sig;
+  notice.hidden = !sig;
+  notice.replaceChildren(...(sig ? [
+    h("span", { text: `You blocked ${userName(peer)}: they cannot send you messages.` }),
+    h("button", { type: "button", class: "secondary small", onclick: () => setBlocked(peer, false) }, "Unblock"),
+  ] : []));
+}
+
+function resetEveryday() {
+  for (const typers of typingNow.values()) for (const timer of typers.values()) clearTimeout(timer);
+  typingNow.clear();
+  typingSentAt.clear();
+  blocked.clear();
+  closeMenu();
+  closeProfile();
+}
+
+function wireEveryday() {
+  $("#menu").addEventListener("keydown", onMenuKeydown);
+  document.addEventListener("pointerdown", (ev) => {
+    const anchor = menuState.anchor;
+    if (anchor && !$("#menu").contains(ev.target) && !anchor.contains(ev.target)) closeMenu();
+  }, true);
+  window.addEventListener("resize", () => closeMenu());
+  $("#messages").addEventListener("wheel", () => closeMenu(), { passive: true });
+
+  $("#composer-input").addEventListener("input", noteTyping);
+
+  $("#conversation-list").addEventListener("contextmenu", (ev) => {
+    const item = ev.target.closest(".conv-item");
+    if (!item) return;
+    ev.preventDefault();
+    openConvMenu(item.dataset.cid, item.querySelector(".conv-options") || item, pointerRect(ev));
+  });
+
+  const openSender = (ev) => {
+    const sender = ev.target.closest(".msg-sender");
+    const li = sender && sender.closest("li.msg");
+    if (li) openProfile(Number(li.dataset.sender));
+  };
+  $("#message-list").addEventListener("click", openSender);
+  $("#message-list").addEventListener("keydown", (ev) => {
+    if ((ev.key === "Enter" || ev.key === " ") && ev.target.matches(".msg-sender")) {
+      ev.preventDefault();
+      openSender(ev);
+    }
+  });
+  const openPeer = () => {
+    const conv = state.convs.get(state.activeId);
+    if (conv && conv.kind === "single" && conv.peerId !== state.me.id) openProfile(conv.peerId);
+  };
+  $("#conv-info").addEventListener("click", openPeer);
+  $("#conv-avatar").addEventListener("click", openPeer);
+  $("#conv-title").addEventListener("click", openPeer);
+  $("#settings").addEventListener("click", () => openProfile(state.me.id));
+  $("#profile-dialog").addEventListener("close", () => { profileOf = null; });
+  $("#profile-dialog").addEventListener("click", (ev) => { // a click on the backdrop, outside the box
+    const box = ev.currentTarget.getBoundingClientRect();
+    if (ev.target === ev.currentTarget && (ev.clientX < box.left || ev.clientX > box.right
+      || ev.clientY < box.top || ev.clientY > box.bottom)) closeProfile();
+  });
+}
+
 // ---------------------------------------------------------------- session
 
 let pollTimers = [];
@@ -1294,6 +1760,7 @@ function startSession() {
   socket.stopped = false;
   socket.attempt = 0;
   // Groups first so the list shows their names; the list; then the socket (which syncs everything known).
+  loadBlocked().catch(() => {});
   loadGroups().catch(() => {})
     .then(() => loadConversations())
     .catch((err) => { if (err instanceof ApiError) toast(err.message); })
@@ -1311,6 +1778,7 @@ function endSession() {
   pollTimers.forEach(clearInterval);
   pollTimers = [];
   for (const conv of state.convs.values()) for (const p of conv.pending) clearTimeout(p.timer);
+  resetEveryday();
   state.convs.clear();
   state.users.clear();
   state.groups.clear();
@@ -1441,7 +1909,7 @@ function wire() {
   };
   $("#conversation-list").addEventListener("click", openFromList);
   $("#conversation-list").addEventListener("keydown", (ev) => {
-    if (ev.key === "Enter" || ev.key === " ") { ev.preventDefault(); openFromList(ev); }
+    if ((ev.key === "Enter" || ev.key === " ") && ev.target.matches(".conv-item")) { ev.preventDefault(); openFromList(ev); }
   });
   $("#back").addEventListener("click", closeConversation);
 
@@ -1459,6 +1927,7 @@ function wire() {
     const conv = state.convs.get(state.activeId);
     if (conv) markRead(conv);
     reconnectNow();
+    refreshListSoon(); // mute and pin changed on another device arrive with the list
   });
   window.addEventListener("focus", () => {
     const conv = state.me && state.convs.get(state.activeId);
@@ -1492,6 +1961,7 @@ function wire() {
 
 function boot() {
   wire();
+  wireEveryday();
   auth.data = auth.read();
   if (auth.data) startSession();
   else showAuth();

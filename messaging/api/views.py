@@ -55,7 +55,8 @@ class ConversationListView(APIView):
         "conversation_id": serializers.CharField(), "kind": serializers.ChoiceField(choices=["single", "group"]),
         "peer_id": serializers.IntegerField(required=False), "group_id": serializers.IntegerField(required=False),
         "max_seq": serializers.IntegerField(), "read_seq": serializers.IntegerField(),
-        "unread": serializers.IntegerField(),
+        "unread": serializers.IntegerField(), "muted": serializers.BooleanField(),
+        "pinned": serializers.BooleanField(),
         "last_message": MessageSerializer(allow_null=True)}, many=True))
     def get(self, request: Request) -> Response:
         return Response(selectors.conversation_list(user_id=request.user.pk))

@@ -175,3 +175,11 @@ def test_mute_and_pin_order_the_conversation_list() -> None:
     assert order() == [single_cid(me, z), single_cid(me, y), single_cid(me, x)]
     assert me.patch(f"/api/conversations/{single_cid(x, y)}", {"pinned": True}).status_code == 403
     assert me.patch(f"/api/conversations/{single_cid(me, x)}", {"pinned": "maybe"}).status_code == 400
+
+
+def test_schema_of_the_conversation_list_names_mute_and_pin() -> None:
+    """Clients built from /api/schema (and its fuzzing) see the fields the list returns."""
+    me = register("sch")
+    conversation = me.get("/api/schema", params={"format": "json"}).json()["components"]["schemas"]["Conversation"]
+    assert conversation["properties"]["muted"]["type"] == conversation["properties"]["pinned"]["type"] == "boolean"
+    assert {"muted", "pinned"} <= set(conversation["required"])

@@ -378,6 +378,214 @@ def test_two_tabs_share_the_login_see_recalls_and_log_out_together(pages: Pages,
     assert r.status_code == 401, r.text
 
 
+# --- everyday features (issue 10): typing, recall, delete for me, block, mute and pin ---
+
+
+def open_chat(page: Page, cid: str) -> None:
+    conversation_item(page, cid).click()
+    expect(page.locator("#conversation")).to_be_visible()
+
+
+def chat_open_in_browsers(pages: Pages, cid: str, *users: User) -> list[Page]:
+    """A browser per user, signed in, with the conversation `cid` open."""
+    opened = [pages.new() for _ in users]
+    for page, user in zip(opened, users, strict=True):
+        sign_in_with_tokens(page, user)
+        open_chat(page, cid)
+    return opened
+
+
+def acked(page: Page, text: str) -> None:
+    """Wait until the ack gave the message its id (only then does it have actions)."""
+    expect(message(page, text).locator(".msg-status")).to_have_text(re.compile("Sent|Read"))
+
+
+def message_menu(page: Page, text: str) -> Locator:
+    """Open a message's actions menu (the button shows on hover); the menu's items."""
+    item = message(page, text)
+    item.hover()
+    item.get_by_role("button", name="Message actions").click()
+    return page.locator("#menu").get_by_role("menuitem")
+
+
+def cids_in_list(page: Page) -> list[str]:
+    return page.locator("#conversation-list li.conv-item").evaluate_all("els => els.map(e => e.dataset.cid)")
+
+
+def test_typing_dots_show_in_the_peers_browser_and_go_away(pages: Pages) -> None:
+    typer, watcher = register("typ"), register("typ", gateway_id="tgw2")
+    cid = single_cid(typer, watcher)
+    rest_send(watcher, cid, "what are you up to?")
+    typer_page, watcher_page = chat_open_in_browsers(pages, cid, typer, watcher)
+    typer_page.evaluate("""() => {  // count the typing frames the page sends on its open socket
+        window.typingSent = 0;
+        const send = WebSocket.prototype.send;
+        WebSocket.prototype.send = function (data) {
+            if (JSON.parse(data).type === "typing") window.typingSent += 1;
+            return send.call(this, data);
+        };
+    }""")
+
+    typer_page.locator("#composer-input").press_sequentially("writing a long answer", delay=20)
+    dots = watcher_page.locator("#typing")
+    expect(dots).to_be_visible()
+    expect(watcher_page.locator("#typing-text")).to_have_text(f"{typer.username} is typing")
+    expect(conversation_item(watcher_page, cid).locator(".conv-preview")).to_have_text("typing…")
+    assert typer_page.evaluate("window.typingSent") == 1  # throttled: one frame for the burst of keystrokes
+
+    # No more typing: the dots go after ~5 s, and the preview is the last message again.
+    expect(dots).to_be_hidden(timeout=9_000)
+    expect(conversation_item(watcher_page, cid).locator(".conv-preview")).to_have_text("You: what are you up to?")
+
+    # Typing again shows them; the typer's message arriving takes them away at once.
+    typer_page.locator("#composer-input").press_sequentially(", done", delay=20)
+    expect(dots).to_be_visible()
+    typer_page.press("#composer-input", "Enter")
+    expect(message(watcher_page, "writing a long answer, done")).to_be_visible()
+    expect(dots).to_be_hidden(timeout=2_000)
+
+
+def test_recall_of_own_message_shows_the_placeholder_in_both_browsers(pages: Pages) -> None:
+    me, peer = register("rec"), register("rec", gateway_id="tgw2")
+    cid = single_cid(me, peer)
+    rest_send(peer, cid, "hello there")
+    my_page, peer_page = chat_open_in_browsers(pages, cid, me, peer)
+
+    # Someone else's message can be deleted for me, not recalled.
+    items = message_menu(my_page, "hello there")
+    expect(items).to_have_text(["Delete for me"])
+    my_page.keyboard.press("Escape")
+    expect(my_page.locator("#menu")).to_be_hidden()
+
+    send(my_page, "oops, wrong chat")
+    acked(my_page, "oops, wrong chat")
+    expect(message(peer_page, "oops, wrong chat")).to_be_visible()
+    items = message_menu(my_page, "oops, wrong chat")
+    expect(items).to_have_text(["Recall", "Delete for me"])
+    items.filter(has_text="Recall").click()
+
+    recalled = "#message-list li.msg.recalled .msg-body"
+    expect(my_page.locator(recalled)).to_have_text("You recalled a message")
+    expect(peer_page.locator(recalled)).to_have_text("This message was recalled")
+    for page in (my_page, peer_page):
+        expect(message(page, "oops, wrong chat")).to_have_count(0)
+        expect(conversation_item(page, cid).locator(".conv-preview")).to_contain_text("Message recalled")
+    peer_page.reload()  # history says so too
+    open_chat(peer_page, cid)
+    expect(peer_page.locator(recalled)).to_have_text("This message was recalled")
+    expect(message(peer_page, "hello there")).to_be_visible()
+
+
+def test_delete_for_me_hides_the_message_in_my_other_tab_but_not_for_the_peer(pages: Pages) -> None:
+    me, peer = register("hide"), register("hide", gateway_id="tgw2")
+    cid = single_cid(me, peer)
+    rest_send(peer, cid, "keep this one")
+    tab1, peer_page = chat_open_in_browsers(pages, cid, me, peer)
+    tab2 = pages.new(context=tab1.context)  # signed in through the shared localStorage
+    tab2.goto("/")
+    expect_online(tab2)
+    open_chat(tab2, cid)
+    send(peer_page, "delete this one")
+    for page in (tab1, tab2):
+        expect(message(page, "delete this one")).to_be_visible()
+
+    message_menu(tab1, "delete this one").filter(has_text="Delete for me").click()
+    for tab in (tab1, tab2):  # the other tab hears of it from the server's `hidden` frame
+        expect(message(tab, "delete this one")).to_have_count(0)
+        expect(message(tab, "keep this one")).to_be_visible()
+        expect(conversation_item(tab, cid).locator(".conv-preview")).to_have_text("keep this one")
+    expect(message(peer_page, "delete this one")).to_be_visible()
+    tab2.reload()
+    open_chat(tab2, cid)
+    expect(message(tab2, "keep this one")).to_be_visible()
+    expect(message(tab2, "delete this one")).to_have_count(0)
+
+
+def test_block_from_the_profile_stops_their_messages_until_unblocked(pages: Pages) -> None:
+    me, pest = register("blk"), register("blk", gateway_id="tgw2")
+    cid = single_cid(me, pest)
+    rest_send(pest, cid, "hi, it is me again")
+    my_page, pest_page = chat_open_in_browsers(pages, cid, me, pest)
+
+    my_page.get_by_role("button", name="View profile").click()
+    profile = my_page.locator("#profile-dialog")
+    expect(profile.locator("#profile-title")).to_have_text(pest.username)
+    profile.get_by_role("button", name="Block", exact=True).click()
+    expect(profile.get_by_role("button", name="Unblock", exact=True)).to_be_visible()
+    profile.get_by_role("button", name="Close").click()
+    expect(my_page.locator("#conv-notice")).to_contain_text(f"You blocked {pest.username}")
+
+    send(pest_page, "why no answer?")
+    refused = message(pest_page, "why no answer?")
+    expect(refused).to_have_class(re.compile(r"\bfailed\b"))
+    expect(refused.locator(".msg-status")).to_have_text("you cannot message this user")  # the server's words
+
+    # My blocked list (in my profile panel) comes from the server, also after a reload.
+    my_page.reload()
+    expect_online(my_page)
+    my_page.get_by_role("button", name="Profile and blocked people").click()
+    expect(profile.locator(".blocked-list .person")).to_have_count(1)
+    expect(profile.locator(".blocked-list .person-sub")).to_have_text(f"@{pest.username}")
+    profile.get_by_role("button", name=f"Unblock {pest.username}").click()
+    expect(profile.locator(".empty-hint")).to_have_text("You have not blocked anyone.")
+    profile.get_by_role("button", name="Close").click()
+
+    refused.locator(".retry").click()  # the same client_msg_id: now accepted
+    acked(pest_page, "why no answer?")
+    expect(conversation_item(my_page, cid).locator(".conv-preview")).to_have_text("why no answer?")
+    open_chat(my_page, cid)
+    expect(message(my_page, "why no answer?")).to_have_count(1)
+
+
+def test_pinned_conversation_goes_to_the_top_and_muted_one_is_quiet_after_a_reload(pages: Pages) -> None:
+    me = register("pin")
+    peers = [register("pin", gateway_id="tgw2") for _ in range(3)]
+    cids = [single_cid(me, p) for p in peers]
+    for i, (peer, cid) in enumerate(zip(peers, cids, strict=True)):
+        rest_send(peer, cid, f"news {i}")
+    page = pages.new()
+    sign_in_with_tokens(page, me)
+    expect(page.locator("#conversation-list li.conv-item")).to_have_count(3)
+    expect(page).to_have_title("(3) GoChat")
+    order = cids_in_list(page)
+    bottom, middle = order[2], order[1]
+
+    def choose(cid: str, option: str) -> None:
+        conversation_item(page, cid).get_by_role("button", name=re.compile("^Options for")).click()
+        page.locator("#menu").get_by_role("menuitem", name=option, exact=True).click()
+
+    choose(bottom, "Pin to top")
+    expect(conversation_item(page, bottom).locator(".conv-flag.pinned")).to_be_visible()
+    page.wait_for_function("cid => document.querySelector('#conversation-list li.conv-item').dataset.cid === cid",
+                           arg=bottom)
+    choose(middle, "Mute")
+    expect(conversation_item(page, middle).locator(".conv-flag.muted")).to_be_visible()
+    expect(page).to_have_title("(2) GoChat")  # a muted conversation's unread count stays out of the title
+
+    # A new message in the muted conversation: counted quietly, in a grey badge.
+    muted_peer = peers[cids.index(middle)]
+    rest_send(muted_peer, middle, "more news")
+    badge = conversation_item(page, middle).locator(".badge")
+    expect(badge).to_have_text("2")
+    expect(badge).to_have_class(re.compile(r"\bmuted\b"))
+    expect(page).to_have_title("(2) GoChat")
+    assert cids_in_list(page)[0] == bottom  # still on top, though another conversation is newer
+
+    page.reload()
+    expect_online(page)
+    expect(page.locator("#conversation-list li.conv-item")).to_have_count(3)
+    assert cids_in_list(page)[0] == bottom
+    expect(conversation_item(page, bottom).locator(".conv-flag.pinned")).to_be_visible()
+    expect(conversation_item(page, middle).locator(".conv-flag.muted")).to_be_visible()
+    expect(conversation_item(page, middle)).to_have_attribute("aria-label", re.compile(r", muted, 2 unread$"))
+
+    # The context menu (right click) offers the same; unpinning takes the pin away.
+    conversation_item(page, bottom).click(button="right")
+    page.locator("#menu").get_by_role("menuitem", name="Unpin", exact=True).click()
+    expect(conversation_item(page, bottom).locator(".conv-flag.pinned")).to_have_count(0)
+    expect(page.locator("#conversation-list .conv-flag.pinned")).to_have_count(0)
+
+
 def test_access_token_is_refreshed_before_it_expires(pages: Pages) -> None:
     from rest_framework_simplejwt.tokens import AccessToken
 
