@@ -124,7 +124,8 @@ def test_resend_racing_its_own_persistence_after_redis_loss_gets_the_first_ack(s
         r.delete(*r.scan_iter(redis_client.key("seq", "*")), *r.scan_iter(redis_client.key("idem", "*")),
                  redis_client.key("seq_epoch"))
         sock.send_message(cid, "racing", client_msg_id="race-resend")
-        assert not [f for f in sock.quiet(2) if f.get("client_msg_id") == "race-resend"], "no seq while the first copy is unstored"
+        early = [f for f in sock.quiet(2) if f.get("client_msg_id") == "race-resend"]
+        assert not early, "no seq while the first copy is unstored"
     finally:
         stack.persist_worker.start()
     again = sock.ack_for("race-resend", timeout=60)
