@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv run test lint services clean bench
+.PHONY: venv run test lint services clean bench chaos
 
 venv: $(VENV)/.installed
 
@@ -34,3 +34,9 @@ clean:
 BENCH_ARGS ?= --repeat 3 --duration 60 --latency-duration 8 --baseline-duration 20
 bench: venv
 	$(PY) -m bench all $(BENCH_ARGS)
+
+# Faults under load (docs/reliability.md): kill -9 of each process, Redis restarted
+# empty, MySQL stopped for 10 s, then a soak. CI runs it with a short soak.
+CHAOS_ARGS ?= --soak-seconds 1800
+chaos: venv
+	$(PY) -m chaos $(CHAOS_ARGS)

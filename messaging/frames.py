@@ -29,6 +29,7 @@ UNKNOWN_TYPE = "unknown_type"
 BLOCKED = "blocked"
 NOT_FOUND = "not_found"
 BAD_UPLOAD = "bad_upload"
+UNAVAILABLE = "unavailable"  # Redis or MySQL is down for a moment: retry the frame shortly
 
 
 class FrameError(Exception):

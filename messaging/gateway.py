@@ -15,6 +15,8 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.db import DatabaseError
+from redis.exceptions import RedisError
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
@@ -33,6 +35,9 @@ CLOSE_PROTOCOL_ABUSE = 4400
 CLOSE_RATE_ABUSE = 4429
 CLOSE_TOO_MANY_CONNECTIONS = 4409
 CLOSE_SERVICE_RESTART = 1012
+CLOSE_TRY_AGAIN_LATER = 1013
+# What a short outage of Redis or MySQL raises: answered without killing the socket.
+BACKING_STORE_ERRORS = (RedisError, DatabaseError)
 
 BAD_FRAMES_BEFORE_CLOSE = 20  # within BAD_FRAME_WINDOW_S
 BAD_FRAME_WINDOW_S = 10.0
@@ -177,9 +182,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await RUNTIME.ensure_started()
         RUNTIME.connections.add(user_id, self)
         metrics.CONNECTIONS.set(RUNTIME.connections.count())
-        await presence.presence_refresh([(user_id, self.conn_id)], RUNTIME.gateway_id)
-        await self.channel_layer.group_add(user_control_group(user_id), self.channel_name)
-        await self._enforce_connection_limit()
+        try:
+            await presence.presence_refresh([(user_id, self.conn_id)], RUNTIME.gateway_id)
+            await self.channel_layer.group_add(user_control_group(user_id), self.channel_name)
+            await self._enforce_connection_limit()
+        except BACKING_STORE_ERRORS as exc:
+            # Without presence nothing would be pushed here: ask the client to come back.
+            log.warning("connect refused for now, presence unavailable: %s", exc)
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
 
     async def _enforce_connection_limit(self) -> None:
         """Over GOCHAT_WS_MAX_CONNECTIONS, the user's oldest sockets (on any gateway) close with 4409."""
@@ -244,6 +254,11 @@ class ChatConsumer(AsyncWebsocketConsumer):
                     await self.close(code=CLOSE_RATE_ABUSE)
             elif exc.code in (frames.INVALID, frames.TOO_LARGE, frames.UNKNOWN_TYPE):
                 await self._count_bad_frame()
+        except BACKING_STORE_ERRORS as exc:
+            log.warning("%s frame not served, a backing store is unavailable: %s", frame["type"], exc)
+            error = FrameError(frames.UNAVAILABLE, "temporarily unavailable; retry shortly", frame.get("client_msg_id"))
+            metrics.FRAME_ERRORS.labels(error.code).inc()
+            await self.send_frame(error.frame())
 
     async def _count_bad_frame(self) -> None:
         now = time.monotonic()

@@ -52,11 +52,17 @@ class Process:
         self.log_path = LOG_DIR / f"{name}.log"
 
     def start(self, timeout: float = 60) -> None:
+        self.launch()
+        self.wait_ready(timeout)
+
+    def launch(self) -> None:
         LOG_DIR.mkdir(parents=True, exist_ok=True)
         self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
         with open(self.log_path, "ab") as log:
             self.proc = subprocess.Popen(self.args, cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                          start_new_session=True)
+
+    def wait_ready(self, timeout: float = 60) -> None:
         if self.ready is not None:
             wait_until(lambda: self._alive_and_ready(), timeout, f"{self.name} to be ready", interval=0.1)
 
@@ -153,8 +159,11 @@ class Stack:
             if _port_in_use(port):
                 raise RuntimeError(f"port {port} is taken (a stale gateway?); the stack needs it free")
         try:
+            # All at once: most of a start is waiting (imports, Kafka group joins).
             for p in self.all():
-                p.start()
+                p.launch()
+            for p in self.all():
+                p.wait_ready()
         except Exception:
             self.stop()
             raise

@@ -1,0 +1,482 @@
+"""Faults under load: `python -m chaos [fault ...] [--rate R] [--soak-seconds S]` (`make chaos`).
+
+Runs the whole system on its own infrastructure, so every part can be killed:
+a MariaDB instance (port 13307, data in .run/chaos/mysql), a Redis without
+persistence (16390), the bundled Tansu broker (19492) and GoChat's processes
+(two gateways on 18801/18802, logic, the persistence and fan-out workers).
+
+While WebSocket clients (chaos/load.py) send at a steady rate, each fault is
+injected in turn and the failed part restarted, as a supervisor would:
+  worker    kill -9 of the persistence worker
+  logic     kill -9 of the logic consumer
+  gateway   kill -9 of one of the two gateways (its clients reconnect to the other and sync)
+  redis     kill -9 of Redis, restarted empty (sequence counters, presence, caches gone)
+  mysql     MariaDB stopped for 10 s
+The broker is not among the faults: the bundled Tansu keeps its log in memory, so
+a restart loses it (docs/operations.md says what that means and what was tried).
+then a soak at the same rate (--soak-seconds): RSS of every process and consumer lag.
+After each phase: every acked message is stored exactly once with the seq and id it
+was acked with, every conversation's seqs are 1..N, and every client that syncs holds
+every acked message. Prints a table, writes chaos-results/<time>.json, and exits 1 if
+anything was lost, duplicated or did not recover.
+"""
+
+import argparse
+import contextlib
+import itertools
+import json
+import os
+import shutil
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+CHAOS_DIR = ROOT / ".run" / "chaos"
+MYSQL_PORT, REDIS_PORT, KAFKA_PORT = 13307, 16390, 19492
+CHAOS_ENV = {
+    "GOCHAT_DATABASE_URL": f"mysql://root@127.0.0.1:{MYSQL_PORT}/gochat_chaos",
+    "GOCHAT_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
+    "GOCHAT_KAFKA_BOOTSTRAP": f"127.0.0.1:{KAFKA_PORT}",
+    "GOCHAT_TOPIC_PREFIX": "gochat_chaos",
+    "GOCHAT_GATEWAY_ID": "tgw1",
+    "GOCHAT_GATEWAY_IDS": "tgw1,tgw2",
+    "GOCHAT_TEST_PORT_BASE": "18800",
+    "GOCHAT_ACCESS_TOKEN_MINUTES": "1440",
+    "GOCHAT_DAPHNE_VERBOSITY": "0",
+    "DJANGO_DEBUG": "0",
+    "DJANGO_SECRET_KEY": "chaos-only-secret-key-not-for-production-0123456789abcdef",
+    "DJANGO_SETTINGS_MODULE": "gochat_project.settings",
+}
+os.environ.update(CHAOS_ENV)
+sys.path.insert(0, str(ROOT))
+
+import django  # noqa: E402
+
+django.setup()
+
+from django.db import close_old_connections  # noqa: E402
+
+from chaos.load import Load  # noqa: E402
+from gochat_project import services  # noqa: E402
+from tests.stack import Process, Stack, wait_until, ws_url  # noqa: E402
+
+FAULTS = ["worker", "logic", "gateway", "redis", "mysql"]
+
+
+def port_ready(port: int) -> Callable[[Process], bool]:
+    return lambda _: services.port_open(f"127.0.0.1:{port}")
+
+
+class Infra:
+    """What GoChat stands on, as processes this harness may kill."""
+
+    def __init__(self) -> None:
+        mysql_dir = CHAOS_DIR / "mysql"
+        user = ["--user=root"] if os.geteuid() == 0 else []
+        self.mysql_dir = mysql_dir
+        self.mysql = Process("mariadbd", ["/usr/sbin/mariadbd", "--no-defaults", f"--datadir={mysql_dir}",
+                                          f"--port={MYSQL_PORT}", f"--socket={CHAOS_DIR / 'mysql.sock'}",
+                                          "--bind-address=127.0.0.1", "--max-connections=500",
+                                          "--innodb-buffer-pool-size=256M", *user],
+                             ready=port_ready(MYSQL_PORT))
+        self.redis = Process("redis", ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
+                                       "--save", "", "--appendonly", "no"], ready=port_ready(REDIS_PORT))
+        self.broker = Process("kafka", services.broker_command(f"127.0.0.1:{KAFKA_PORT}"),
+                              ready=port_ready(KAFKA_PORT))
+
+    def all(self) -> list[Process]:
+        return [self.mysql, self.redis, self.broker]
+
+    def start(self) -> None:
+        for port in (MYSQL_PORT, REDIS_PORT, KAFKA_PORT):
+            if services.port_open(f"127.0.0.1:{port}"):
+                raise RuntimeError(f"port {port} is taken (a stale chaos run?); the harness needs it free")
+        shutil.rmtree(self.mysql_dir, ignore_errors=True)
+        CHAOS_DIR.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.mysql_dir}",
+                        "--auth-root-authentication-method=normal", "--skip-test-db",
+                        *(["--user=root"] if os.geteuid() == 0 else [])],
+                       check=True, capture_output=True)
+        for p in self.all():
+            p.start(timeout=60)
+
+    def stop(self) -> None:
+        for p in reversed(self.all()):
+            p.stop()
+
+
+@dataclass
+class PhaseResult:
+    fault: str
+    sent: int = 0
+    acked: int = 0
+    stored: int = 0
+    lost: int = 0
+    duplicated: int = 0
+    gaps: int = 0
+    sync_missing: int = 0
+    unacked: int = 0
+    errors: dict[str, int] = field(default_factory=dict)
+    reconnects: int = 0
+    died: list[str] = field(default_factory=list)
+    longest_ack_pause_s: float = 0.0
+    recovery_s: float | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def ok(self) -> bool:
+        return (self.lost == 0 and self.duplicated == 0 and self.gaps == 0 and self.sync_missing == 0
+                and self.unacked == 0 and not self.died and (self.fault in ("none", "soak") or
+                                                              self.recovery_s is not None))
+
+
+class Chaos:
+    def __init__(self, args: argparse.Namespace) -> None:
+        self.args = args
+        self.infra = Infra()
+        self.stack: Stack | None = None
+        self.load: Load | None = None
+        self.results: list[PhaseResult] = []
+        self.soak: dict[str, Any] = {}
+
+    # --- setup --------------------------------------------------------------------
+
+    def setup(self) -> None:
+        from django.core.management import call_command
+
+        self.infra.start()
+        services.ensure_database()
+        call_command("migrate", verbosity=0)
+        services.ensure_topics()
+        self.stack = Stack()
+        self.stack.start()
+        self.load = Load(self.pairs(self.args.pairs), [ws_url("tgw1"), ws_url("tgw2")], self.args.rate)
+        self.load.start()
+
+    def teardown(self) -> None:
+        if self.load is not None:
+            self.load.stop()
+        if self.stack is not None:
+            self.stack.stop()
+        self.infra.stop()
+
+    @staticmethod
+    def pairs(count: int) -> list[tuple[tuple[int, str], tuple[int, str], str]]:
+        from rest_framework_simplejwt.tokens import AccessToken
+
+        from accounts.models import User
+
+        names = [f"chaos{i}" for i in range(2 * count)]
+        User.objects.bulk_create([User(username=n, password="!") for n in names], ignore_conflicts=True)
+        ids = dict(User.objects.filter(username__in=names).values_list("username", "id"))
+        users = [(ids[n], str(AccessToken.for_user(User(pk=ids[n])))) for n in names]
+        out = []
+        for i in range(count):
+            (a, ta), (b, tb) = users[2 * i], users[2 * i + 1]
+            out.append(((a, ta), (b, tb), f"s_{min(a, b)}_{max(a, b)}"))
+        return out
+
+    # --- faults -------------------------------------------------------------------
+
+    def inject(self, fault: str) -> Callable[[], None]:
+        """Inject the fault now; returns the restart a supervisor would do."""
+        assert self.stack is not None
+        if fault == "worker":
+            self.stack.persist_worker.kill()
+            return self.stack.persist_worker.start
+        if fault == "logic":
+            self.stack.logic.kill()
+            return self.stack.logic.start
+        if fault == "gateway":
+            self.stack.gateways["tgw2"].kill()
+            return self.stack.gateways["tgw2"].start
+        if fault == "redis":
+            self.infra.redis.kill()
+            return self.infra.redis.start
+        if fault == "mysql":
+            self.infra.mysql.stop(timeout=30)  # a clean stop: the database is down, not crashed
+            return self.infra.mysql.start
+        raise ValueError(fault)
+
+    def run_phase(self, fault: str, *, duration: float, down_s: float) -> PhaseResult:
+        assert self.load is not None and self.stack is not None
+        result = PhaseResult(fault)
+        load = self.load
+        reconnects0 = sum(d.reconnects for d in load.devices())
+        load.begin_phase(fault)
+        started = time.monotonic()
+        time.sleep(self.args.lead_seconds)
+        fault_at = time.monotonic()
+        fault_ms = int(time.time() * 1000)
+        stored_at: list[float] = []
+        watcher = threading.Thread(target=self.watch_storage, args=(fault_ms, stored_at, duration + 120), daemon=True)
+        if fault != "none":
+            restart = self.inject(fault)
+            watcher.start()
+            time.sleep(down_s)
+            restart(timeout=120)
+        time.sleep(max(0.0, duration - (time.monotonic() - started)))
+        if not load.end_phase(drain_timeout=self.args.drain_seconds):
+            result.notes.append(f"sends still unacked after {self.args.drain_seconds}s")
+        self.verify(result)
+        result.reconnects = sum(d.reconnects for d in load.devices()) - reconnects0
+        result.notes += [f"{why} x{n}" for why, n in sorted(load.closes.items())]
+        load.closes.clear()
+        result.died = [p.name for p in [*self.stack.all(), *self.infra.all()] if not p.running()]
+        if fault != "none":
+            watcher.join(60)
+            result.recovery_s = self.recovery(fault_at, stored_at)
+        result.longest_ack_pause_s = self.longest_ack_pause(started)
+        return result
+
+    @staticmethod
+    def watch_storage(fault_ms: int, stored_at: list[float], timeout: float) -> None:
+        """When did MySQL first hold a message that logic stamped after the fault?"""
+        from messaging.models import Message
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                if Message.objects.filter(ts__gt=fault_ms).exists():
+                    stored_at.append(time.monotonic())
+                    return
+            except Exception:
+                close_old_connections()
+            time.sleep(0.25)
+
+    def recovery(self, fault_at: float, stored_at: list[float]) -> float | None:
+        """Fault -> every sender has had a message sent after the fault acked and delivered
+        to its peer, and MySQL holds a message processed after the fault."""
+        assert self.load is not None
+        if not stored_at:
+            return None
+        done = stored_at[0]
+        peers = {d.conversation_id: d for d in self.load.recipients}
+        for s in self.load.senders:
+            completions = []
+            for cmid, sent in s.sent_at.items():
+                if sent < fault_at or not s.acks.get(cmid):
+                    continue
+                ack = s.acks[cmid][0]
+                held = peers[s.device.conversation_id].held.get(ack.message_id)
+                if held is not None:
+                    completions.append(max(ack.at, held[2]))
+            if not completions:
+                return None
+            done = max(done, min(completions))
+        return round(done - fault_at, 2)
+
+    def longest_ack_pause(self, since: float) -> float:
+        assert self.load is not None
+        times = sorted(a[0].at for s in self.load.senders for c, a in s.acks.items() if a and a[0].at >= since)
+        return round(max((b - a for a, b in itertools.pairwise(times)), default=0.0), 2)
+
+    # --- checks -------------------------------------------------------------------
+
+    def verify(self, r: PhaseResult) -> None:
+        from messaging.models import Message
+
+        assert self.load is not None
+        load = self.load
+        prefix = f"{r.fault}-"
+        acked: dict[tuple[int, str], Any] = {}
+        for s in load.senders:
+            for cmid in s.sent_at:
+                if not cmid.startswith(prefix):
+                    continue
+                r.sent += 1
+                acks = s.acks.get(cmid, [])
+                if acks:
+                    acked[(s.device.user_id, cmid)] = acks[0]
+                if len(acks) > 1:
+                    r.duplicated += 1  # one send acked as two different messages
+            r.unacked += sum(1 for c in s.pending if c.startswith(prefix))
+            for code, n in s.errors.items():
+                r.errors[code] = r.errors.get(code, 0) + n
+            s.errors.clear()
+        r.acked = len(acked)
+        cids = [s.device.conversation_id for s in load.senders]
+
+        def rows() -> list[tuple[str, int, int, str, int]]:
+            close_old_connections()
+            return list(Message.objects.filter(conversation_id__in=cids).values_list(
+                "conversation_id", "seq", "sender_id", "client_msg_id", "message_id"))
+
+        def all_stored() -> list[tuple[str, int, int, str, int]] | None:
+            current = rows()
+            have = {(sender, cmid) for _, _, sender, cmid, _ in current}
+            return (current,) if all(k in have for k in acked) else None
+
+        try:
+            (stored,) = wait_until(all_stored, self.args.drain_seconds, "acked messages to be stored", interval=0.5)
+        except TimeoutError:
+            stored = rows()
+            r.notes.append("not every acked message was stored in time")
+        by_key: dict[tuple[int, str], list[tuple[int, str]]] = {}
+        seqs: dict[str, list[int]] = {}
+        for cid, seq, sender, cmid, mid in stored:
+            seqs.setdefault(cid, []).append(seq)
+            if cmid.startswith(prefix):
+                by_key.setdefault((sender, cmid), []).append((seq, str(mid)))
+        r.stored = sum(len(v) for v in by_key.values())
+        r.duplicated += sum(len(v) - 1 for v in by_key.values())
+        for key, ack in acked.items():
+            if by_key.get(key, [None])[0] != (ack.seq, ack.message_id):
+                r.lost += 1
+        for cid, v in seqs.items():
+            missing = sorted(set(range(1, max(v) + 1)) - set(v))
+            if missing or len(v) != max(v):
+                r.gaps += 1
+                r.notes.append(f"{cid} lacks seqs {missing[:10]} of 1..{max(v)}")
+
+        load.sync_all()
+        by_cid: dict[str, set[str]] = {}
+        for s in load.senders:
+            ids = {acks[0].message_id for cmid, acks in s.acks.items() if cmid.startswith(prefix) and acks}
+            by_cid[s.device.conversation_id] = ids
+        for d in load.devices():
+            r.sync_missing += len(by_cid[d.conversation_id] - d.held.keys())
+
+    # --- soak ---------------------------------------------------------------------
+
+    def run_soak(self, seconds: float) -> PhaseResult:
+        from gochat_project import kafka
+        from messaging.logic import logic_group_id
+
+        assert self.load is not None and self.stack is not None
+        procs = {p.name: p for p in [*self.stack.all(), *self.infra.all()]}
+        probes = {"upstream (logic)": kafka.GroupLagProbe(logic_group_id(), kafka.upstream_topic()),
+                  "persist (worker)": kafka.GroupLagProbe(kafka.celery_consumer_group(kafka.persist_topic()),
+                                                          kafka.persist_topic())}
+        rss: dict[str, list[int]] = {name: [] for name in procs}
+        lags: dict[str, list[int]] = {name: [] for name in probes}
+        self.load.begin_phase("soak")
+        started = time.monotonic()
+        while time.monotonic() - started < seconds:
+            for name, p in procs.items():
+                if p.proc is not None and p.running():
+                    rss[name].append(tree_rss_kib(p.proc.pid))
+            for name, probe in probes.items():
+                with contextlib.suppress(Exception):
+                    lags[name].append(probe.lag())
+            time.sleep(max(0.0, min(5.0, seconds - (time.monotonic() - started))))
+        for probe in probes.values():
+            probe.close()
+        result = PhaseResult("soak")
+        if not self.load.end_phase(drain_timeout=self.args.drain_seconds):
+            result.notes.append("sends still unacked after the soak")
+        self.verify(result)
+        result.died = [name for name, p in procs.items() if not p.running()]
+        result.longest_ack_pause_s = self.longest_ack_pause(started)
+        self.soak = {"seconds": seconds, "rss_kib": rss, "lag": lags}
+        return result
+
+    def soak_verdict(self) -> list[str]:
+        """Memory flat: after the first quarter (warm-up), no GoChat process grows by more than
+        max(16 MiB, 10 %). Lag bounded: never more than 10 s of traffic behind."""
+        problems = []
+        gochat = {p.name for p in self.stack.all()} if self.stack else set()
+        for name, samples in self.soak.get("rss_kib", {}).items():
+            if name not in gochat or len(samples) < 4:
+                continue
+            base = samples[len(samples) // 4]
+            if samples[-1] - base > max(16 * 1024, base // 10):
+                problems.append(f"{name} RSS grew {base // 1024} -> {samples[-1] // 1024} MiB")
+        for name, values in self.soak.get("lag", {}).items():
+            if values and max(values) > self.args.rate * 10:
+                problems.append(f"{name} lag reached {max(values)} records")
+        return problems
+
+    # --- report -------------------------------------------------------------------
+
+    def table(self) -> str:
+        head = ("fault", "sent", "acked", "stored", "lost", "dup", "gaps", "sync miss", "ack pause s",
+                "recovery s", "reconnects", "notes")
+        lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        for r in self.results:
+            notes = [*r.notes, *(f"died: {d}" for d in r.died),
+                     *(f"{code} x{n}" for code, n in sorted(r.errors.items()))]
+            rec = "-" if r.fault in ("none", "soak") else (f"{r.recovery_s:.1f}" if r.recovery_s is not None
+                                                           else "NOT RECOVERED")
+            lines.append("| " + " | ".join(str(x) for x in (
+                r.fault, r.sent, r.acked, r.stored, r.lost, r.duplicated, r.gaps, r.sync_missing,
+                f"{r.longest_ack_pause_s:.1f}", rec, r.reconnects, "; ".join(notes))) + " |")
+        if self.soak:
+            lines.append("")
+            lines.append(f"soak {self.soak['seconds']:.0f} s at {self.args.rate:.0f} msg/s: RSS MiB first quarter "
+                         "-> end, max consumer lag")
+            for name, samples in self.soak["rss_kib"].items():
+                if len(samples) >= 4:
+                    lines.append(f"  {name:<18} {samples[len(samples) // 4] / 1024:7.1f} -> "
+                                 f"{samples[-1] / 1024:7.1f}")
+            for name, values in self.soak["lag"].items():
+                lines.append(f"  lag {name:<14} max {max(values, default=-1)}, last "
+                             f"{values[-1] if values else -1}")
+        return "\n".join(lines)
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and its children (a gateway or worker started through a wrapper)."""
+    total = 0
+    pids = [pid]
+    with contextlib.suppress(FileNotFoundError):
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+        pids += [int(c) for c in children]
+    for p in pids:
+        with contextlib.suppress(FileNotFoundError):
+            for line in Path(f"/proc/{p}/status").read_text().splitlines():
+                if line.startswith("VmRSS:"):
+                    total += int(line.split()[1])
+    return total
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("faults", nargs="*", default=["all"], help=f"any of {', '.join(FAULTS)}, or all")
+    parser.add_argument("--rate", type=float, default=200.0, help="messages a second, all senders together")
+    parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--phase-seconds", type=float, default=25.0, help="load per fault phase")
+    parser.add_argument("--lead-seconds", type=float, default=5.0, help="steady load before each fault")
+    parser.add_argument("--drain-seconds", type=float, default=120.0)
+    parser.add_argument("--soak-seconds", type=float, default=1800.0, help="0 skips the soak")
+    args = parser.parse_args()
+    faults = FAULTS if "all" in args.faults else args.faults
+    unknown = set(faults) - set(FAULTS)
+    if unknown:
+        parser.error(f"unknown fault(s): {', '.join(sorted(unknown))}")
+
+    chaos = Chaos(args)
+    try:
+        chaos.setup()
+        chaos.results.append(chaos.run_phase("none", duration=args.phase_seconds / 2, down_s=0))
+        for fault in faults:
+            print(f"chaos: {fault} ...", flush=True)
+            chaos.results.append(chaos.run_phase(fault, duration=args.phase_seconds,
+                                                 down_s=10.0 if fault == "mysql" else 3.0))
+        if args.soak_seconds > 0:
+            print(f"chaos: soak {args.soak_seconds:.0f} s ...", flush=True)
+            chaos.results.append(chaos.run_soak(args.soak_seconds))
+    finally:
+        chaos.teardown()
+    table = chaos.table()
+    print(table)
+    problems = [f"{r.fault}: lost/duplicated/gaps/unsynced/unrecovered" for r in chaos.results if not r.ok()]
+    problems += chaos.soak_verdict()
+    out = ROOT / "chaos-results"
+    out.mkdir(exist_ok=True)
+    path = out / time.strftime("%Y%m%d-%H%M%S.json")
+    path.write_text(json.dumps({"args": vars(args), "phases": [vars(r) for r in chaos.results],
+                                "soak": chaos.soak, "problems": problems}, indent=1))
+    print(f"written {path.relative_to(ROOT)}")
+    for p in problems:
+        print(f"FAIL {p}")
+    return 1 if problems else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
