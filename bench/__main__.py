@@ -252,7 +252,12 @@ class Bench:
     def latency(self, *, baseline: bool = False, baseline_url: str | None = None) -> dict[str, Any]:
         a = self.args
         out: dict[str, Any] = {}
-        for rate in a.rates:
+        for n, rate in enumerate(a.rates):
+            if n and not baseline:
+                # A fresh stack (and broker) per rate, as per scenario: the in-memory broker
+                # slows as it fills, and a rate measured after the others would pay for them.
+                self.stop_stack()
+                self.start_stack()
             runs = []
             for i in range(a.repeat):
                 pairs = self.pairs(a.latency_pairs, f"lat{rate}r{i}x" if not baseline else "", baseline=baseline)
