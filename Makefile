@@ -36,7 +36,7 @@ bench: venv
 	$(PY) -m bench all $(BENCH_ARGS)
 
 # Faults under load (docs/reliability.md): kill -9 of each process, Redis restarted
-# empty, MySQL stopped for 10 s, then a soak. CI runs it with a short soak.
+# empty, MySQL stopped for 10 s, then a soak. CI runs the faults without the soak.
 CHAOS_ARGS ?= --soak-seconds 1800
 chaos: venv
 	$(PY) -m chaos $(CHAOS_ARGS)

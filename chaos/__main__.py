@@ -126,6 +126,8 @@ class PhaseResult:
     reconnects: int = 0
     died: list[str] = field(default_factory=list)
     longest_ack_pause_s: float = 0.0
+    ack_p50_s: float = 0.0  # first send -> first ack, resends included in the wait
+    ack_p99_s: float = 0.0
     recovery_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
@@ -300,6 +302,11 @@ class Chaos:
                 r.errors[code] = r.errors.get(code, 0) + n
             s.errors.clear()
         r.acked = len(acked)
+        waits = sorted(s.acks[c][0].at - s.sent_at[c] for s in load.senders for c in s.sent_at
+                       if c.startswith(prefix) and s.acks.get(c))
+        if waits:
+            r.ack_p50_s = round(waits[len(waits) // 2], 2)
+            r.ack_p99_s = round(waits[min(len(waits) - 1, len(waits) * 99 // 100)], 2)
         cids = [s.device.conversation_id for s in load.senders]
 
         def rows() -> list[tuple[str, int, int, str, int]]:
@@ -395,8 +402,8 @@ class Chaos:
     # --- report -------------------------------------------------------------------
 
     def table(self) -> str:
-        head = ("fault", "sent", "acked", "stored", "lost", "dup", "gaps", "sync miss", "ack pause s",
-                "recovery s", "reconnects", "notes")
+        head = ("fault", "sent", "acked", "stored", "lost", "dup", "gaps", "sync miss", "ack p50 / p99 s",
+                "ack pause s", "recovery s", "reconnects", "notes")
         lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
         for r in self.results:
             notes = [*r.notes, *(f"died: {d}" for d in r.died),
@@ -405,7 +412,8 @@ class Chaos:
                                                            else "NOT RECOVERED")
             lines.append("| " + " | ".join(str(x) for x in (
                 r.fault, r.sent, r.acked, r.stored, r.lost, r.duplicated, r.gaps, r.sync_missing,
-                f"{r.longest_ack_pause_s:.1f}", rec, r.reconnects, "; ".join(notes))) + " |")
+                f"{r.ack_p50_s:.2f} / {r.ack_p99_s:.2f}", f"{r.longest_ack_pause_s:.1f}", rec, r.reconnects,
+                "; ".join(notes))) + " |")
         if self.soak:
             lines.append("")
             lines.append(f"soak {self.soak['seconds']:.0f} s at {self.args.rate:.0f} msg/s: RSS MiB first quarter "
