@@ -54,6 +54,13 @@ import multiprocessing as mp  # noqa: E402
 from bench import loadgen  # noqa: E402
 from tests.stack import GATEWAY_PORTS, VENV_BIN, Process, Stack, wait_until, ws_url  # noqa: E402
 
+_STARTED = time.monotonic()
+
+
+def progress(line: str) -> None:
+    """A progress line with the time since the bench started (the whole run must fit 15 minutes)."""
+    print(f"[{time.monotonic() - _STARTED:6.1f}s] {line}", flush=True)
+
 
 def raise_fd_limit() -> None:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -91,8 +98,10 @@ class Bench:
 
     # --- setup ------------------------------------------------------------------
 
-    def start_stack(self) -> Stack:
+    def start_stack(self, gochat: bool = True) -> Stack | None:
+        """A fresh database, Redis db, broker and (unless gochat=False) GoChat's processes."""
         import MySQLdb
+        from django.conf import settings
         from django.core.management import call_command
 
         from gochat_project import redis_client, services
@@ -100,10 +109,15 @@ class Bench:
         conn = MySQLdb.connect(host="127.0.0.1", user="root")
         conn.cursor().execute("DROP DATABASE IF EXISTS gochat_bench")
         conn.close()
+        if services.port_open(settings.KAFKA_BOOTSTRAP):
+            # A broker left by a killed run would be full of old records and skew every figure.
+            raise RuntimeError(f"{settings.KAFKA_BOOTSTRAP} is taken (a stale bench run?); stop it first")
         self.own_broker = services.broker_start()  # the bench's own broker, on its own port
         services.services_up()
         call_command("migrate", verbosity=0)
         redis_client.client().flushdb()
+        if not gochat:
+            return None
         stack = Stack()
         stack.start()
         self.stack = stack
@@ -160,8 +174,9 @@ class Bench:
     # --- running the generator -----------------------------------------------------
 
     def run_pairs(self, url: str, pairs: list[loadgen.Pair], *, duration: float, window: int = 1,
-                  total_rate: float | None = None, warmup: float = 0.0,
-                  server_pids: dict[str, int] | None = None) -> dict[str, Any]:
+                  total_rate: float | None = None, warmup: float = 0.0, windows: int = 1, drain: float = 5.0,
+                  server_pids: dict[str, int] | None = None) -> list[dict[str, Any]]:
+        """Connect the pairs once and run `windows` measured windows on them: one entry per window."""
         workers = self.args.workers
         chunks = [pairs[i::workers] for i in range(workers)]
         ctx = mp.get_context("fork")
@@ -173,33 +188,42 @@ class Bench:
             ready = ctx.Event()
             rate = total_rate / len(pairs) if total_rate else None
             p = ctx.Process(target=loadgen.pairs_worker, args=(url, chunk, ready, go, out, duration, window, rate),
-                            kwargs={"warmup_s": warmup})
+                            kwargs={"warmup_s": warmup, "windows": windows, "drain_s": drain})
             p.start()
             procs.append(p)
             readies.append(ready)
         for r in readies:
             r.wait(120)
         pids = server_pids if server_pids is not None else self.server_pids()
+        by_window: dict[int, list[loadgen.WorkerResult]] = {n: [] for n in range(windows)}
+        runs = []
         cpu0 = {n: proc_cpu_s(pid) for n, pid in pids.items()}
         t0 = time.monotonic()
         go.set()
-        results = [out.get(timeout=duration + warmup + 120) for _ in procs]
-        elapsed = time.monotonic() - t0
+        for n in range(windows):
+            # Windows run in step in every worker (same start, fixed lengths): window n is
+            # over when every worker has reported it; its server CPU is read then.
+            while len(by_window[n]) < len(procs):
+                r = out.get(timeout=duration + warmup + drain + 120)
+                by_window[r.window].append(r)
+            cpu1 = {name: proc_cpu_s(pid) for name, pid in pids.items()}
+            merged = loadgen.WorkerResult()
+            for r in by_window[n]:
+                merged.sent += r.sent
+                merged.acked += r.acked
+                merged.delivered += r.delivered
+                merged.errors += r.errors
+                merged.latencies_ms += r.latencies_ms
+                merged.acked_ids += r.acked_ids
+                merged.cpu_s += r.cpu_s
+                merged.connect_failures += r.connect_failures
+            runs.append({"result": merged, "elapsed": time.monotonic() - t0,
+                         "server_cpu_s": {name: round(cpu1[name] - cpu0[name], 2) for name in pids},
+                         "generator_cpu_s": round(merged.cpu_s, 2)})
+            cpu0, t0 = cpu1, time.monotonic()
         for p in procs:
             p.join(10)
-        server_cpu = {n: round(proc_cpu_s(pid) - cpu0[n], 2) for n, pid in pids.items()}
-        merged = loadgen.WorkerResult()
-        for r in results:
-            merged.sent += r.sent
-            merged.acked += r.acked
-            merged.delivered += r.delivered
-            merged.errors += r.errors
-            merged.latencies_ms += r.latencies_ms
-            merged.acked_ids += r.acked_ids
-            merged.cpu_s += r.cpu_s
-            merged.connect_failures += r.connect_failures
-        return {"result": merged, "elapsed": elapsed, "server_cpu_s": server_cpu,
-                "generator_cpu_s": round(merged.cpu_s, 2)}
+        return runs
 
     def persisted(self, acked_ids: list[tuple[str, int]], timeout: float = 120) -> dict[str, int]:
         """Wait for every acked message to be in MySQL; count gaps and missing rows."""
@@ -230,8 +254,8 @@ class Bench:
             pairs = self.pairs(a.pairs, f"tp{i}x" if not baseline else "", baseline=baseline)
             url = baseline_url if baseline else ws_url("tgw1")
             duration = a.baseline_duration if baseline else a.duration
-            r = self.run_pairs(url, pairs, duration=duration, window=a.window,
-                               server_pids=self.baseline_pids if baseline else None)
+            [r] = self.run_pairs(url, pairs, duration=duration, window=a.window,
+                                 server_pids=self.baseline_pids if baseline else None)
             res: loadgen.WorkerResult = r["result"]
             run = {"sent": res.sent, "acked": res.acked, "delivered": res.delivered, "errors": res.errors,
                    "connect_failures": res.connect_failures,
@@ -246,7 +270,7 @@ class Bench:
             else:
                 run["lost"] = run["undelivered"]  # the baseline stores nothing: not delivered is lost
             runs.append(run)
-            print(f"  throughput run {i + 1}: {run}", flush=True)
+            progress(f"throughput run {i + 1}: {run}")
         return {"runs": runs, "delivered_per_s": spread([r["delivered_per_s"] for r in runs])}
 
     def latency(self, *, baseline: bool = False, baseline_url: str | None = None) -> dict[str, Any]:
@@ -258,12 +282,15 @@ class Bench:
                 # slows as it fills, and a rate measured after the others would pay for them.
                 self.stop_stack()
                 self.start_stack()
+            pairs = self.pairs(a.latency_pairs, f"lat{rate}x" if not baseline else "", baseline=baseline)
+            url = baseline_url if baseline else ws_url("tgw1")
+            # One connection set per rate, `repeat` windows on it: connecting 1,000 clients
+            # per window cost more time than the windows themselves.
+            windows = self.run_pairs(url, pairs, duration=a.latency_duration, total_rate=rate, warmup=3.0,
+                                     windows=a.repeat, drain=2.0,
+                                     server_pids=self.baseline_pids if baseline else None)
             runs = []
-            for i in range(a.repeat):
-                pairs = self.pairs(a.latency_pairs, f"lat{rate}r{i}x" if not baseline else "", baseline=baseline)
-                url = baseline_url if baseline else ws_url("tgw1")
-                r = self.run_pairs(url, pairs, duration=a.latency_duration, total_rate=rate, warmup=1.0,
-                                   server_pids=self.baseline_pids if baseline else None)
+            for i, r in enumerate(windows):
                 res = r["result"]
                 run = {"offered_per_s": rate, "sent": res.sent, "delivered": res.delivered,
                        "p50_ms": round(percentile(res.latencies_ms, 50), 2),
@@ -272,7 +299,7 @@ class Bench:
                        "max_ms": round(max(res.latencies_ms or [float("nan")]), 2),
                        "server_cpu_s": r["server_cpu_s"], "generator_cpu_s": r["generator_cpu_s"]}
                 runs.append(run)
-                print(f"  latency {rate}/s run {i + 1}: {run}", flush=True)
+                progress(f"latency {rate}/s window {i + 1}: {run}")
             out[str(rate)] = {"runs": runs, "p50_ms": spread([r["p50_ms"] for r in runs]),
                               "p99_ms": spread([r["p99_ms"] for r in runs])}
         return out
@@ -514,18 +541,19 @@ def main() -> None:
     # SIGTERM (timeout, kill) must still stop the stack: turn it into SystemExit.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     for name in chosen:
-        print(f"== {name}", flush=True)
+        progress(f"== {name}")
         t = time.monotonic()
         # A fresh stack (and broker) per scenario: the bundled broker keeps every record
         # in memory, and figures measured after earlier scenarios filled it were worse.
+        # The broker floor and the baseline do not use GoChat's processes: not started.
         try:
-            bench.start_stack()
+            bench.start_stack(gochat=name not in ("kafka-floor", "baseline"))
             result = run_scenario(bench, name)
         finally:
             bench.stop_stack()
         bench.results["scenario_seconds"][name] = round(time.monotonic() - t, 1)
         bench.results["scenarios"][name] = result
-        print(json.dumps(result, default=str)[:2000], flush=True)
+        progress(json.dumps(result, default=str)[:2000])
     bench.results["total_s"] = round(time.monotonic() - started, 1)
     Path(args.out).mkdir(exist_ok=True)
     path = Path(args.out) / f"bench-{time.strftime('%Y%m%d-%H%M%S')}.json"

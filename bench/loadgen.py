@@ -42,6 +42,7 @@ class WorkerResult:
     cpu_s: float = 0.0
     connect_failures: int = 0
     receive_times: dict[str, list[float]] = field(default_factory=dict)  # large group: message_id -> times
+    window: int = 0  # which measured window of a pairs worker
 
 
 def _cpu() -> float:
@@ -62,16 +63,26 @@ async def _connect(url: str, token: str, sem: asyncio.Semaphore) -> Any:
 
 class PairRunner:
     """One pair: the sender sends (closed loop with a window, or at a fixed rate);
-    the recipient matches each `message` to its send time by client_msg_id."""
+    the recipient matches each `message` to its send time by client_msg_id.
 
-    def __init__(self, pair: Pair, result: WorkerResult, window: int, rate: float | None, base: str) -> None:
+    One runner serves several measured windows on the same two sockets: `begin`
+    starts a window with a fresh client_msg_id prefix, and frames of an earlier
+    window that arrive late are not counted in the new one."""
+
+    def __init__(self, pair: Pair, window: int, rate: float | None) -> None:
         self.pair = pair
-        self.result = result
         self.window = window
         self.rate = rate
-        self.base = base
+        self.result = WorkerResult()
+        self.base = ""
+        self.measure_from = 0.0
         self.sent_at: dict[str, float] = {}
         self.acked = asyncio.Event()
+        self.inflight = 0
+
+    def begin(self, result: WorkerResult, base: str, measure_from: float) -> None:
+        self.result, self.base, self.measure_from = result, base, measure_from
+        self.sent_at = {}
         self.inflight = 0
 
     async def run_sender(self, ws: Any, stop_at: float) -> None:
@@ -103,20 +114,23 @@ class PairRunner:
         await ws.send(orjson.dumps({"type": "send", "client_msg_id": cmid, "body": "bench message body",
                                     "conversation_id": self.pair.conversation_id}).decode())
 
+    def _current(self, frame: dict[str, Any]) -> bool:
+        return str(frame.get("client_msg_id", "")).startswith(self.base + "-")
+
     async def read_sender(self, ws: Any) -> None:
         async for raw in ws:
             frame = orjson.loads(raw)
-            if frame.get("type") == "ack":
-                self.inflight -= 1
+            if frame.get("type") not in ("ack", "error") or not self._current(frame):
+                continue
+            self.inflight -= 1
+            if frame["type"] == "ack":
                 self.result.acked += 1
                 self.result.acked_ids.append((frame["conversation_id"], frame.get("seq", 0)))
-                self.acked.set()
-            elif frame.get("type") == "error":
-                self.inflight -= 1
+            else:
                 self.result.errors += 1
-                self.acked.set()
+            self.acked.set()
 
-    async def read_recipient(self, ws: Any, measure_from: float) -> None:
+    async def read_recipient(self, ws: Any) -> None:
         seen: set[str] = set()
         async for raw in ws:
             now = time.monotonic()
@@ -130,47 +144,50 @@ class PairRunner:
             sent = self.sent_at.get(msg["client_msg_id"])
             if sent is not None:
                 self.result.delivered += 1
-                if sent >= measure_from:
+                if sent >= self.measure_from:
                     self.result.latencies_ms.append((now - sent) * 1000)
 
 
-async def _pairs_main(url: str, pairs: list[Pair], ready: Event, go: Event, duration: float, window: int,
-                      rate_per_sender: float | None, drain_s: float, warmup_s: float) -> WorkerResult:
-    result = WorkerResult()
+async def _pairs_main(url: str, pairs: list[Pair], ready: Event, go: Event, out: Any, duration: float,
+                      window: int, rate_per_sender: float | None, drain_s: float, warmup_s: float,
+                      windows: int) -> None:
+    """Connect every pair once, then run `windows` measured windows back to back on those
+    sockets, each followed by `drain_s` for late deliveries; one WorkerResult per window."""
     sem = asyncio.Semaphore(CONNECT_CONCURRENCY)
-    base = f"b{random.getrandbits(40):x}"
-    runners = [PairRunner(p, result, window, rate_per_sender, base) for p in pairs]
+    runners = [PairRunner(p, window, rate_per_sender) for p in pairs]
     sockets = await asyncio.gather(*[_connect(url, t, sem) for p in pairs
                                      for t in (p.sender_token, p.recipient_token)])
-    result.connect_failures = sum(1 for s in sockets if s is None)
+    failures = sum(1 for s in sockets if s is None)
+    live = [(r, sockets[2 * i], sockets[2 * i + 1]) for i, r in enumerate(runners)
+            if sockets[2 * i] is not None and sockets[2 * i + 1] is not None]
     ready.set()
     while not go.is_set():
         await asyncio.sleep(0.01)
-    start = time.monotonic()
-    cpu0 = _cpu()
-    stop_at = start + warmup_s + duration
-    readers = []
-    senders = []
-    for i, runner in enumerate(runners):
-        s_ws, r_ws = sockets[2 * i], sockets[2 * i + 1]
-        if s_ws is None or r_ws is None:
-            continue
-        readers.append(asyncio.create_task(runner.read_sender(s_ws)))
-        readers.append(asyncio.create_task(runner.read_recipient(r_ws, start + warmup_s)))
-        senders.append(asyncio.create_task(runner.run_sender(s_ws, stop_at)))
-    await asyncio.gather(*senders)
-    await asyncio.sleep(drain_s)
-    result.cpu_s = _cpu() - cpu0
+    readers = [asyncio.create_task(reader) for r, s_ws, r_ws in live
+               for reader in (r.read_sender(s_ws), r.read_recipient(r_ws))]
+    for n in range(windows):
+        result = WorkerResult(connect_failures=failures, window=n)
+        base = f"b{random.getrandbits(40):x}"
+        start = time.monotonic()
+        cpu0 = _cpu()
+        # Only the first window warms up (new conversations' first messages, consumer joins).
+        warm = warmup_s if n == 0 else 0.0
+        for r, _, _ in live:
+            r.begin(result, base, start + warm)
+        await asyncio.gather(*[r.run_sender(s_ws, start + warm + duration) for r, s_ws, _ in live])
+        await asyncio.sleep(drain_s)
+        result.cpu_s = _cpu() - cpu0
+        out.put(result)
     for task in readers:
         task.cancel()
     await asyncio.gather(*[s.close() for s in sockets if s is not None], return_exceptions=True)
-    return result
 
 
 def pairs_worker(url: str, pairs: list[Pair], ready: Event, go: Event, out: Any, duration: float, window: int,
-                 rate_per_sender: float | None, drain_s: float = 5.0, warmup_s: float = 0.0) -> None:
-    result = asyncio.run(_pairs_main(url, pairs, ready, go, duration, window, rate_per_sender, drain_s, warmup_s))
-    out.put(result)
+                 rate_per_sender: float | None, drain_s: float = 5.0, warmup_s: float = 0.0,
+                 windows: int = 1) -> None:
+    asyncio.run(_pairs_main(url, pairs, ready, go, out, duration, window, rate_per_sender, drain_s, warmup_s,
+                            windows))
 
 
 # --- idle connections and large-group receivers -----------------------------------

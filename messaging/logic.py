@@ -8,7 +8,7 @@ For each batch read from `gochat.messages.upstream`:
 3. publish ONE persistence task for the batch and wait for Kafka's acknowledgement;
 4. only then produce deliveries (acks, messages, errors, read receipts), one
    Kafka record per gateway, and wait for their acknowledgement;
-5. commit the upstream offsets.
+5. commit the upstream offsets (asynchronously: a batch consumed twice is harmless).
 A failure anywhere rewinds to the batch's first offsets and retries: every step
 is idempotent, so a batch consumed twice changes nothing but duplicate pushes,
 which clients drop by message_id.
@@ -113,7 +113,9 @@ class Logic:
                     continue
                 try:
                     self.process_records(records)
-                    consumer.commit(asynchronous=False)
+                    # Asynchronous: a round trip less per batch. A commit lost in a crash only
+                    # means the batch is consumed again, which every step tolerates.
+                    consumer.commit(asynchronous=True)
                     backoff = 0.1
                 except Exception:
                     log.exception("batch of %d failed; rewinding to retry in %.1fs", len(records), backoff)
