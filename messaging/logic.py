@@ -8,7 +8,8 @@ For each batch read from `gochat.messages.upstream`:
 3. publish ONE persistence task for the batch and wait for Kafka's acknowledgement;
 4. only then produce deliveries (acks, messages, errors, read receipts), one
    Kafka record per gateway, and wait for their acknowledgement;
-5. commit the upstream offsets (asynchronously: a batch consumed twice is harmless).
+5. store the upstream offsets, which librdkafka commits in the background (a batch
+   consumed twice is harmless).
 A failure anywhere rewinds to the batch's first offsets and retries: every step
 is idempotent, so a batch consumed twice changes nothing but duplicate pushes,
 which clients drop by message_id.
@@ -94,7 +95,13 @@ class Logic:
     # --- the loop ---------------------------------------------------------------
 
     def run(self) -> None:
-        consumer = Consumer(kafka.consumer_config(logic_group_id(), **{"max.poll.interval.ms": 600000}))
+        # Offsets are stored after each batch is done and committed by librdkafka in the
+        # background (every 200 ms): no commit request per batch. A crash loses at most the
+        # last interval's commits, and those batches are consumed again, which every step
+        # tolerates.
+        consumer = Consumer(kafka.consumer_config(logic_group_id(), **{
+            "max.poll.interval.ms": 600000, "enable.auto.commit": True, "enable.auto.offset.store": False,
+            "auto.commit.interval.ms": 200}))
         consumer.subscribe([kafka.upstream_topic()])
         log.info("logic consuming %s as %s", kafka.upstream_topic(), logic_group_id())
         backoff = 0.1
@@ -113,9 +120,7 @@ class Logic:
                     continue
                 try:
                     self.process_records(records)
-                    # Asynchronous: a round trip less per batch. A commit lost in a crash only
-                    # means the batch is consumed again, which every step tolerates.
-                    consumer.commit(asynchronous=True)
+                    consumer.store_offsets(offsets=self._next_offsets(records))
                     backoff = 0.1
                 except Exception:
                     log.exception("batch of %d failed; rewinding to retry in %.1fs", len(records), backoff)
@@ -137,6 +142,15 @@ class Logic:
             if watermarks and watermarks[1] >= 0 and pos.offset >= 0:
                 lag += max(0, watermarks[1] - pos.offset)
         metrics.CONSUMER_LAG.labels(kafka.upstream_topic()).set(lag)
+
+    @staticmethod
+    def _next_offsets(records: list[KafkaMessage]) -> list[TopicPartition]:
+        """Per partition, the offset after the batch's last record: what to commit."""
+        last: dict[tuple[str, int], int] = {}
+        for m in records:
+            k = (m.topic(), m.partition())
+            last[k] = max(last.get(k, -1), m.offset())
+        return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
 
     @staticmethod
     def _rewind(consumer: Consumer, records: list[KafkaMessage]) -> None:
