@@ -361,17 +361,25 @@ class Chaos:
                   "persist (worker)": kafka.GroupLagProbe(kafka.celery_consumer_group(kafka.persist_topic()),
                                                           kafka.persist_topic())}
         rss: dict[str, list[int]] = {name: [] for name in procs}
+        cpu: dict[str, list[float]] = {name: [] for name in procs}  # % of one core over each interval
         lags: dict[str, list[int]] = {name: [] for name in probes}
+        self.load.rate = self.args.soak_rate or self.args.rate
         self.load.begin_phase("soak")
         started = time.monotonic()
+        last_cpu = {name: (time.monotonic(), tree_cpu_s(p.proc.pid)) for name, p in procs.items() if p.proc}
         while time.monotonic() - started < seconds:
+            time.sleep(max(0.0, min(5.0, seconds - (time.monotonic() - started))))
             for name, p in procs.items():
                 if p.proc is not None and p.running():
                     rss[name].append(tree_rss_kib(p.proc.pid))
+                    now, used = time.monotonic(), tree_cpu_s(p.proc.pid)
+                    t0, used0 = last_cpu.get(name, (now, used))
+                    if now > t0 and used >= used0:
+                        cpu[name].append(round(100 * (used - used0) / (now - t0), 1))
+                    last_cpu[name] = (now, used)
             for name, probe in probes.items():
                 with contextlib.suppress(Exception):
                     lags[name].append(probe.lag())
-            time.sleep(max(0.0, min(5.0, seconds - (time.monotonic() - started))))
         for probe in probes.values():
             probe.close()
         result = PhaseResult("soak")
@@ -380,7 +388,8 @@ class Chaos:
         self.verify(result)
         result.died = [name for name, p in procs.items() if not p.running()]
         result.longest_ack_pause_s = self.longest_ack_pause(started)
-        self.soak = {"seconds": seconds, "rss_kib": rss, "lag": lags}
+        self.soak = {"seconds": seconds, "rate": self.load.rate, "rss_kib": rss, "cpu_pct": cpu, "lag": lags}
+        self.load.rate = self.args.rate
         return result
 
     def soak_verdict(self) -> list[str]:
@@ -395,7 +404,7 @@ class Chaos:
             if samples[-1] - base > max(16 * 1024, base // 10):
                 problems.append(f"{name} RSS grew {base // 1024} -> {samples[-1] // 1024} MiB")
         for name, values in self.soak.get("lag", {}).items():
-            if values and max(values) > self.args.rate * 10:
+            if values and max(values) > self.soak["rate"] * 10:
                 problems.append(f"{name} lag reached {max(values)} records")
         return problems
 
@@ -416,26 +425,42 @@ class Chaos:
                 "; ".join(notes))) + " |")
         if self.soak:
             lines.append("")
-            lines.append(f"soak {self.soak['seconds']:.0f} s at {self.args.rate:.0f} msg/s: RSS MiB first quarter "
-                         "-> end, max consumer lag")
+            lines.append(f"soak {self.soak['seconds']:.0f} s at {self.soak['rate']:.0f} msg/s: RSS MiB first "
+                         "quarter -> end; CPU % of a core, mean of the first -> last quarter; max consumer lag")
             for name, samples in self.soak["rss_kib"].items():
                 if len(samples) >= 4:
-                    lines.append(f"  {name:<18} {samples[len(samples) // 4] / 1024:7.1f} -> "
-                                 f"{samples[-1] / 1024:7.1f}")
+                    q = max(1, len(samples) // 4)
+                    c = self.soak["cpu_pct"].get(name) or [0.0]
+                    lines.append(f"  {name:<18} {samples[q] / 1024:7.1f} -> {samples[-1] / 1024:7.1f} MiB   "
+                                 f"CPU {sum(c[:q]) / len(c[:q]):5.1f} -> {sum(c[-q:]) / len(c[-q:]):5.1f} %")
             for name, values in self.soak["lag"].items():
                 lines.append(f"  lag {name:<14} max {max(values, default=-1)}, last "
                              f"{values[-1] if values else -1}")
         return "\n".join(lines)
 
 
-def tree_rss_kib(pid: int) -> int:
-    """RSS of a process and its children (a gateway or worker started through a wrapper)."""
-    total = 0
+def _tree(pid: int) -> list[int]:
+    """A process and its children (a gateway or worker started through a wrapper)."""
     pids = [pid]
     with contextlib.suppress(FileNotFoundError):
-        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
-        pids += [int(c) for c in children]
-    for p in pids:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return pids
+
+
+def tree_cpu_s(pid: int) -> float:
+    """utime + stime of a process and its children, from /proc."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(FileNotFoundError):
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(fields[11]) + int(fields[12])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and its children."""
+    total = 0
+    for p in _tree(pid):
         with contextlib.suppress(FileNotFoundError):
             for line in Path(f"/proc/{p}/status").read_text().splitlines():
                 if line.startswith("VmRSS:"):
@@ -445,15 +470,17 @@ def tree_rss_kib(pid: int) -> int:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("faults", nargs="*", default=["all"], help=f"any of {', '.join(FAULTS)}, or all")
+    parser.add_argument("faults", nargs="*", default=["all"],
+                        help=f"any of {', '.join(FAULTS)}, all, or none (only the soak)")
     parser.add_argument("--rate", type=float, default=200.0, help="messages a second, all senders together")
     parser.add_argument("--pairs", type=int, default=50)
     parser.add_argument("--phase-seconds", type=float, default=25.0, help="load per fault phase")
     parser.add_argument("--lead-seconds", type=float, default=5.0, help="steady load before each fault")
     parser.add_argument("--drain-seconds", type=float, default=120.0)
     parser.add_argument("--soak-seconds", type=float, default=1800.0, help="0 skips the soak")
+    parser.add_argument("--soak-rate", type=float, default=0.0, help="messages a second in the soak (default: --rate)")
     args = parser.parse_args()
-    faults = FAULTS if "all" in args.faults else args.faults
+    faults = FAULTS if "all" in args.faults else [f for f in args.faults if f != "none"]
     unknown = set(faults) - set(FAULTS)
     if unknown:
         parser.error(f"unknown fault(s): {', '.join(sorted(unknown))}")

@@ -221,11 +221,10 @@ class Load:
                                           "client_msg_id": cmid, "body": body})
 
     async def _produce(self, s: Sender) -> None:
-        interval = len(self.senders) / self.rate
-        await asyncio.sleep(random.random() * interval)
+        await asyncio.sleep(random.random() * len(self.senders) / self.rate)
         next_at = time.monotonic()
         while True:
-            next_at += interval
+            next_at += len(self.senders) / self.rate  # read each time: the soak may run at another rate
             await asyncio.sleep(max(0.0, next_at - time.monotonic()))
             if not self.sending:
                 next_at = time.monotonic()
