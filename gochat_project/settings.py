@@ -201,7 +201,8 @@ CACHES = {
 
 CHANNEL_LAYERS = {
     "default": {
-        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        # channels-redis, waiting out a Redis outage instead of closing every socket 1011.
+        "BACKEND": "gochat_project.channel_layer.ResilientRedisChannelLayer",
         "CONFIG": {
             # redis-py 8 defaults socket_timeout to 5 s, the same as the layer's
             # blocking receive: idle consumers would die (channels_redis#422).
