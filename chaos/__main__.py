@@ -80,6 +80,7 @@ S3_BROKER_ENV = {
     "AWS_SECRET_ACCESS_KEY": "chaos",
     "AWS_DEFAULT_REGION": "us-east-1",
     "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9",
+    "RUST_LOG": "warn",  # the broker's own warnings and errors, in its log
 }
 
 
@@ -254,7 +255,9 @@ class Chaos:
             restart(timeout=120)
         time.sleep(max(0.0, duration - (time.monotonic() - started)))
         if not load.end_phase(drain_timeout=self.args.drain_seconds):
-            result.notes.append(f"sends still unacked after {self.args.drain_seconds}s")
+            stuck = sorted({s.device.conversation_id for s in load.senders if s.pending})
+            result.notes.append(f"sends still unacked after {self.args.drain_seconds}s in {len(stuck)} "
+                                f"conversation(s): {', '.join(stuck[:5])}")
         self.verify(result)
         result.reconnects = sum(d.reconnects for d in load.devices()) - reconnects0
         result.notes += [f"{why} x{n}" for why, n in sorted(load.closes.items())]

@@ -35,12 +35,21 @@ TRACE = bool(os.environ.get("CHAOS_S3_TRACE"))
 PAGE = 1000  # S3's default and maximum max-keys
 
 
+def _iso(ts: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
+
+
 @dataclass
 class Obj:
     body: bytes
     etag: str  # quoted, as S3 sends it
     modified: float
     content_type: str
+    listed: str = ""  # its <Contents> entry in a listing, made once: the broker lists whole partitions
+
+    def __post_init__(self) -> None:
+        self.listed = (f"<LastModified>{_iso(self.modified)}</LastModified><ETag>{escape(self.etag)}</ETag>"
+                       f"<Size>{len(self.body)}</Size></Contents>")
 
 
 class Bucket:
@@ -94,16 +103,28 @@ class Store:
         self.lock = threading.Lock()
         self.buckets: dict[str, Bucket] = {}
         self.generation = count(1)
-        self.requests = 0
+        self.stats: dict[str, list[float]] = {}  # "PUT 412", "GET list 200" ... -> [requests, seconds]
+
+    def count(self, what: str, started: float) -> None:
+        stat = self.stats.setdefault(what, [0, 0.0])
+        stat[0] += 1
+        stat[1] += time.perf_counter() - started
+
+    def report(self, every: float) -> None:
+        """A line on stdout every `every` seconds: requests and time spent answering them, by kind."""
+        while True:
+            time.sleep(every)
+            with self.lock:
+                stats, self.stats = self.stats, {}
+            busy = sum(t for _, t in stats.values())
+            print(f"s3: last {every:.0f} s: {sum(n for n, _ in stats.values()):.0f} requests, busy "
+                  f"{100 * busy / every:.0f} %: " + ", ".join(f"{k} {n:.0f} ({1000 * t / max(n, 1):.1f} ms)"
+                                                          for k, (n, t) in sorted(stats.items())), flush=True)
 
 
 def _etag_matches(header: str, etag: str) -> bool:
     wanted = {t.strip().removeprefix("W/") for t in header.split(",")}
     return "*" in wanted or etag in wanted
-
-
-def _iso(ts: float) -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ts)) + f".{int(ts * 1000) % 1000:03d}Z"
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -120,12 +141,15 @@ class Handler(BaseHTTPRequestHandler):
     # --- plumbing --------------------------------------------------------------------
 
     def _target(self) -> tuple[str, str, dict[str, list[str]]]:
+        self.started = time.perf_counter()
         url = urlsplit(self.path)
         bucket, _, key = unquote(url.path).lstrip("/").partition("/")
         return bucket, key, parse_qs(url.query, keep_blank_values=True)
 
     def _reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
                send_body: bool = True) -> None:
+        listing = "list-type" in self.path
+        self.store.count(f"{self.command}{' list' if listing else ''} {status}", self.started)
         self.send_response(status)
         for k, v in (headers or {}).items():
             self.send_header(k, v)
@@ -151,7 +175,6 @@ class Handler(BaseHTTPRequestHandler):
         name, key, _ = self._target()
         body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         with self.store.lock:
-            self.store.requests += 1
             if not key:
                 self.store.buckets.setdefault(name, Bucket())
                 self._reply(200)
@@ -179,7 +202,6 @@ class Handler(BaseHTTPRequestHandler):
     def do_GET(self, send_body: bool = True) -> None:
         name, key, query = self._target()
         with self.store.lock:
-            self.store.requests += 1
             bucket = self._bucket(name)
             if bucket is None:
                 return
@@ -208,7 +230,6 @@ class Handler(BaseHTTPRequestHandler):
     def do_DELETE(self) -> None:
         name, key, _ = self._target()
         with self.store.lock:
-            self.store.requests += 1
             bucket = self._bucket(name)
             if bucket is not None:
                 bucket.delete(key)
@@ -233,10 +254,7 @@ class Handler(BaseHTTPRequestHandler):
                  f"<MaxKeys>{max_keys}</MaxKeys><IsTruncated>{'true' if last else 'false'}</IsTruncated>"]
         if last:
             parts.append(f"<NextContinuationToken>{escape(last)}</NextContinuationToken>")
-        for key in keys:
-            obj = bucket.objects[key]
-            parts.append(f"<Contents><Key>{escape(key)}</Key><LastModified>{_iso(obj.modified)}</LastModified>"
-                         f"<ETag>{escape(obj.etag)}</ETag><Size>{len(obj.body)}</Size></Contents>")
+        parts += [f"<Contents><Key>{escape(key)}</Key>{bucket.objects[key].listed}" for key in keys]
         parts += [f"<CommonPrefixes><Prefix>{escape(p)}</Prefix></CommonPrefixes>" for p in prefixes]
         parts.append("</ListBucketResult>")
         self._reply(200, "".join(parts).encode(), {"Content-Type": "application/xml"})
@@ -251,6 +269,7 @@ def serve(port: int, bucket: str, host: str = "127.0.0.1") -> None:
     store = Store()
     store.buckets[bucket] = Bucket()
     handler = type("BoundHandler", (Handler,), {"store": store})
+    threading.Thread(target=store.report, args=(10.0,), daemon=True).start()
     with Server((host, port), handler) as server:
         print(f"s3: serving bucket {bucket} on {host}:{port}", flush=True)
         server.serve_forever()
