@@ -4,6 +4,8 @@ Runs the whole system on its own infrastructure, so every part can be killed:
 a MariaDB instance (port 13307, data in .run/chaos/mysql), a Redis without
 persistence (16390), the bundled Tansu broker (19492) and GoChat's processes
 (two gateways on 18801/18802, logic, the persistence and fan-out workers).
+CHAOS_PORT_OFFSET=N adds N to every port (and uses .run/chaos-N), so that two
+checkouts on one machine can run it at once.
 
 While WebSocket clients (chaos/load.py) send at a steady rate, each fault is
 injected in turn and the failed part restarted, as a supervisor would:
@@ -12,9 +14,13 @@ injected in turn and the failed part restarted, as a supervisor would:
   gateway   kill -9 of one of the two gateways (its clients reconnect to the other and sync)
   redis     kill -9 of Redis, restarted empty (sequence counters, presence, caches gone)
   mysql     MariaDB stopped for 10 s
-The broker is not among the faults: the bundled Tansu keeps its log in memory, so
-a restart loses it (docs/operations.md says what that means and what was tried).
-then a soak at the same rate (--soak-seconds): RSS of every process and consumer lag.
+  broker    kill -9 of the Kafka broker, restarted 3 s later on the same storage
+The broker fault runs first, on a stack of its own: there Tansu keeps its log in
+S3 (`s3://`, served by chaos/s3.py on 19493, a process of its own that outlives
+the broker), at --broker-rate (default 50 msg/s) with --broker-pairs clients,
+since s3:// is slower than the in-memory log the other faults use (which a
+broker restart would lose).
+Then a soak at the same rate (--soak-seconds): RSS of every process and consumer lag.
 After each phase: every acked message is stored exactly once with the seq and id it
 was acked with, every conversation's seqs are 1..N, and every client that syncs holds
 every acked message. Prints a table, writes chaos-results/<time>.json, and exits 1 if
