@@ -265,12 +265,16 @@ class Server(ThreadingHTTPServer):
     allow_reuse_address = True
 
 
-def serve(port: int, bucket: str, host: str = "127.0.0.1") -> None:
+def make_server(port: int, bucket: str, host: str = "127.0.0.1") -> Server:
+    """A server (not yet serving) with one empty bucket; port 0 picks a free port."""
     store = Store()
     store.buckets[bucket] = Bucket()
-    handler = type("BoundHandler", (Handler,), {"store": store})
-    threading.Thread(target=store.report, args=(10.0,), daemon=True).start()
-    with Server((host, port), handler) as server:
+    return Server((host, port), type("BoundHandler", (Handler,), {"store": store}))
+
+
+def serve(port: int, bucket: str, host: str = "127.0.0.1") -> None:
+    with make_server(port, bucket, host) as server:
+        threading.Thread(target=server.RequestHandlerClass.store.report, args=(10.0,), daemon=True).start()
         print(f"s3: serving bucket {bucket} on {host}:{port}", flush=True)
         server.serve_forever()
 
