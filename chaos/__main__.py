@@ -4,6 +4,8 @@ Runs the whole system on its own infrastructure, so every part can be killed:
 a MariaDB instance (port 13307, data in .run/chaos/mysql), a Redis without
 persistence (16390), the bundled Tansu broker (19492) and GoChat's processes
 (two gateways on 18801/18802, logic, the persistence and fan-out workers).
+CHAOS_PORT_OFFSET=N adds N to every port (and uses .run/chaos-N), so that two
+checkouts on one machine can run it at once.
 
 While WebSocket clients (chaos/load.py) send at a steady rate, each fault is
 injected in turn and the failed part restarted, as a supervisor would:
@@ -12,9 +14,13 @@ injected in turn and the failed part restarted, as a supervisor would:
   gateway   kill -9 of one of the two gateways (its clients reconnect to the other and sync)
   redis     kill -9 of Redis, restarted empty (sequence counters, presence, caches gone)
   mysql     MariaDB stopped for 10 s
-The broker is not among the faults: the bundled Tansu keeps its log in memory, so
-a restart loses it (docs/operations.md says what that means and what was tried).
-then a soak at the same rate (--soak-seconds): RSS of every process and consumer lag.
+  broker    kill -9 of the Kafka broker, restarted 3 s later on the same storage
+The broker fault runs first, on a stack of its own: there Tansu keeps its log in
+S3 (`s3://`, served by chaos/s3.py on 19493, a process of its own that outlives
+the broker), at --broker-rate (default 50 msg/s) with --broker-pairs clients,
+since s3:// is slower than the in-memory log the other faults use (which a
+broker restart would lose).
+Then a soak at the same rate (--soak-seconds): RSS of every process and consumer lag.
 After each phase: every acked message is stored exactly once with the seq and id it
 was acked with, every conversation's seqs are 1..N, and every client that syncs holds
 every acked message. Prints a table, writes chaos-results/<time>.json, and exits 1 if
@@ -37,8 +43,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-CHAOS_DIR = ROOT / ".run" / "chaos"
-MYSQL_PORT, REDIS_PORT, KAFKA_PORT = 13307, 16390, 19492
+# CHAOS_PORT_OFFSET shifts every port, so that two checkouts can run the harness at once.
+PORT_OFFSET = int(os.environ.get("CHAOS_PORT_OFFSET", "0"))
+CHAOS_DIR = ROOT / ".run" / (f"chaos-{PORT_OFFSET}" if PORT_OFFSET else "chaos")
+MYSQL_PORT, REDIS_PORT, KAFKA_PORT, S3_PORT = (p + PORT_OFFSET for p in (13307, 16390, 19492, 19493))
 CHAOS_ENV = {
     "GOCHAT_DATABASE_URL": f"mysql://root@127.0.0.1:{MYSQL_PORT}/gochat_chaos",
     "GOCHAT_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
@@ -46,7 +54,7 @@ CHAOS_ENV = {
     "GOCHAT_TOPIC_PREFIX": "gochat_chaos",
     "GOCHAT_GATEWAY_ID": "tgw1",
     "GOCHAT_GATEWAY_IDS": "tgw1,tgw2",
-    "GOCHAT_TEST_PORT_BASE": "18800",
+    "GOCHAT_TEST_PORT_BASE": str(18800 + PORT_OFFSET),
     "GOCHAT_ACCESS_TOKEN_MINUTES": "1440",
     "GOCHAT_DAPHNE_VERBOSITY": "0",
     "DJANGO_DEBUG": "0",
@@ -66,7 +74,20 @@ from chaos.load import Load  # noqa: E402
 from gochat_project import services  # noqa: E402
 from tests.stack import Process, Stack, wait_until, ws_url  # noqa: E402
 
-FAULTS = ["worker", "logic", "gateway", "redis", "mysql"]
+FAULTS = ["worker", "logic", "gateway", "redis", "mysql", "broker"]
+DURABLE_FAULTS = {"broker"}  # run on a stack of their own whose broker keeps its log (s3://)
+# Tansu's s3:// engine on chaos/s3.py. Every one of these must be set (FIELD-NOTES.md): without
+# the keys its S3 client asks a cloud metadata address for credentials, which must never be
+# contacted; without AWS_ALLOW_HTTP every request fails.
+S3_BROKER_ENV = {
+    "AWS_ENDPOINT": f"http://127.0.0.1:{S3_PORT}",
+    "AWS_ALLOW_HTTP": "true",
+    "AWS_ACCESS_KEY_ID": "chaos",
+    "AWS_SECRET_ACCESS_KEY": "chaos",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9",
+    "RUST_LOG": "warn",  # the broker's own warnings and errors, in its log
+}
 
 
 def port_ready(port: int) -> Callable[[Process], bool]:
@@ -76,7 +97,7 @@ def port_ready(port: int) -> Callable[[Process], bool]:
 class Infra:
     """What GoChat stands on, as processes this harness may kill."""
 
-    def __init__(self) -> None:
+    def __init__(self, durable_broker: bool = False) -> None:
         mysql_dir = CHAOS_DIR / "mysql"
         user = ["--user=root"] if os.geteuid() == 0 else []
         self.mysql_dir = mysql_dir
@@ -87,14 +108,19 @@ class Infra:
                              ready=port_ready(MYSQL_PORT))
         self.redis = Process("redis", ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
                                        "--save", "", "--appendonly", "no"], ready=port_ready(REDIS_PORT))
-        self.broker = Process("kafka", services.broker_command(f"127.0.0.1:{KAFKA_PORT}"),
-                              ready=port_ready(KAFKA_PORT))
+        # The broker keeps its log in memory (fast; lost if it dies), or as objects in a
+        # local S3 (chaos/s3.py, its own process) that outlives a kill -9 of the broker.
+        self.s3 = (Process("s3", [sys.executable, "-m", "chaos.s3", str(S3_PORT), "tansu"],
+                           ready=port_ready(S3_PORT)) if durable_broker else None)
+        storage = "s3://tansu/" if durable_broker else "memory://tansu/"
+        self.broker = Process("kafka", services.broker_command(f"127.0.0.1:{KAFKA_PORT}", storage),
+                              env=S3_BROKER_ENV if durable_broker else None, ready=port_ready(KAFKA_PORT))
 
     def all(self) -> list[Process]:
-        return [self.mysql, self.redis, self.broker]
+        return [self.mysql, self.redis, *([self.s3] if self.s3 else []), self.broker]
 
     def start(self) -> None:
-        for port in (MYSQL_PORT, REDIS_PORT, KAFKA_PORT):
+        for port in (MYSQL_PORT, REDIS_PORT, KAFKA_PORT, *([S3_PORT] if self.s3 else [])):
             if services.port_open(f"127.0.0.1:{port}"):
                 raise RuntimeError(f"port {port} is taken (a stale chaos run?); the harness needs it free")
         shutil.rmtree(self.mysql_dir, ignore_errors=True)
@@ -138,9 +164,10 @@ class PhaseResult:
 
 
 class Chaos:
-    def __init__(self, args: argparse.Namespace) -> None:
+    def __init__(self, args: argparse.Namespace, durable_broker: bool = False) -> None:
         self.args = args
-        self.infra = Infra()
+        self.durable_broker = durable_broker
+        self.infra = Infra(durable_broker)
         self.stack: Stack | None = None
         self.load: Load | None = None
         self.results: list[PhaseResult] = []
@@ -150,14 +177,18 @@ class Chaos:
 
     def setup(self) -> None:
         from django.core.management import call_command
+        from django.db import connections
 
+        connections.close_all()  # a connection to an earlier run's database is stale
         self.infra.start()
         services.ensure_database()
         call_command("migrate", verbosity=0)
         services.ensure_topics()
         self.stack = Stack()
         self.stack.start()
-        self.load = Load(self.pairs(self.args.pairs), [ws_url("tgw1"), ws_url("tgw2")], self.args.rate)
+        pairs, rate = ((self.args.broker_pairs, self.args.broker_rate) if self.durable_broker
+                       else (self.args.pairs, self.args.rate))
+        self.load = Load(self.pairs(pairs), [ws_url("tgw1"), ws_url("tgw2")], rate)
         self.load.start()
 
     def teardown(self) -> None:
@@ -203,11 +234,17 @@ class Chaos:
         if fault == "mysql":
             self.infra.mysql.stop(timeout=30)  # a clean stop: the database is down, not crashed
             return self.infra.mysql.start
+        if fault == "broker":
+            assert self.durable_broker, "the broker fault needs the durable (s3://) broker"
+            self.infra.broker.kill()  # its log, offsets and producer state stay in chaos/s3.py
+            return self.infra.broker.start
         raise ValueError(fault)
 
     def run_phase(self, fault: str, *, duration: float, down_s: float) -> PhaseResult:
         assert self.load is not None and self.stack is not None
         result = PhaseResult(fault)
+        if self.durable_broker:
+            result.notes.append("broker on s3://")
         load = self.load
         reconnects0 = sum(d.reconnects for d in load.devices())
         load.begin_phase(fault)
@@ -224,7 +261,9 @@ class Chaos:
             restart(timeout=120)
         time.sleep(max(0.0, duration - (time.monotonic() - started)))
         if not load.end_phase(drain_timeout=self.args.drain_seconds):
-            result.notes.append(f"sends still unacked after {self.args.drain_seconds}s")
+            stuck = sorted({s.device.conversation_id for s in load.senders if s.pending})
+            result.notes.append(f"sends still unacked after {self.args.drain_seconds}s in {len(stuck)} "
+                                f"conversation(s): {', '.join(stuck[:5])}")
         self.verify(result)
         result.reconnects = sum(d.reconnects for d in load.devices()) - reconnects0
         result.notes += [f"{why} x{n}" for why, n in sorted(load.closes.items())]
@@ -474,6 +513,9 @@ def main() -> int:
                         help=f"any of {', '.join(FAULTS)}, all, or none (only the soak)")
     parser.add_argument("--rate", type=float, default=200.0, help="messages a second, all senders together")
     parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--broker-rate", type=float, default=50.0,
+                        help="messages a second on the durable-broker stack (the broker fault): s3:// is slower")
+    parser.add_argument("--broker-pairs", type=int, default=20)
     parser.add_argument("--phase-seconds", type=float, default=25.0, help="load per fault phase")
     parser.add_argument("--lead-seconds", type=float, default=5.0, help="steady load before each fault")
     parser.add_argument("--drain-seconds", type=float, default=120.0)
@@ -485,27 +527,39 @@ def main() -> int:
     if unknown:
         parser.error(f"unknown fault(s): {', '.join(sorted(unknown))}")
 
-    chaos = Chaos(args)
-    try:
-        chaos.setup()
-        chaos.results.append(chaos.run_phase("none", duration=args.phase_seconds / 2, down_s=0))
-        for fault in faults:
-            print(f"chaos: {fault} ...", flush=True)
-            chaos.results.append(chaos.run_phase(fault, duration=args.phase_seconds,
-                                                 down_s=10.0 if fault == "mysql" else 3.0))
-        if args.soak_seconds > 0:
-            print(f"chaos: soak {args.soak_seconds:.0f} s ...", flush=True)
-            chaos.results.append(chaos.run_soak(args.soak_seconds))
-    finally:
-        chaos.teardown()
+    # The broker fault needs a broker that keeps its log: its phases run first, on a stack of
+    # their own (the s3:// engine is slower); the other faults and the soak run on memory://.
+    runs = [(True, [f for f in faults if f in DURABLE_FAULTS]),
+            (False, [f for f in faults if f not in DURABLE_FAULTS])]
+    results: list[PhaseResult] = []
+    chaos: Chaos | None = None
+    for durable, group in runs:
+        if not group and (durable or args.soak_seconds <= 0):
+            continue
+        chaos = Chaos(args, durable_broker=durable)
+        try:
+            chaos.setup()
+            chaos.results.append(chaos.run_phase("none", duration=args.phase_seconds / 2, down_s=0))
+            for fault in group:
+                print(f"chaos: {fault} ...", flush=True)
+                chaos.results.append(chaos.run_phase(fault, duration=args.phase_seconds,
+                                                     down_s=10.0 if fault == "mysql" else 3.0))
+            if not durable and args.soak_seconds > 0:
+                print(f"chaos: soak {args.soak_seconds:.0f} s ...", flush=True)
+                chaos.results.append(chaos.run_soak(args.soak_seconds))
+        finally:
+            chaos.teardown()
+            results += chaos.results
+    assert chaos is not None
+    chaos.results = results
     table = chaos.table()
     print(table)
-    problems = [f"{r.fault}: lost/duplicated/gaps/unsynced/unrecovered" for r in chaos.results if not r.ok()]
+    problems = [f"{r.fault}: lost/duplicated/gaps/unsynced/unrecovered" for r in results if not r.ok()]
     problems += chaos.soak_verdict()
     out = ROOT / "chaos-results"
     out.mkdir(exist_ok=True)
     path = out / time.strftime("%Y%m%d-%H%M%S.json")
-    path.write_text(json.dumps({"args": vars(args), "phases": [vars(r) for r in chaos.results],
+    path.write_text(json.dumps({"args": vars(args), "phases": [vars(r) for r in results],
                                 "soak": chaos.soak, "problems": problems}, indent=1))
     print(f"written {path.relative_to(ROOT)}")
     for p in problems:
