@@ -47,6 +47,7 @@ class Device:
     # what this device holds: message_id -> (seq, client_msg_id, received at)
     held: dict[str, tuple[int, str, float]] = field(default_factory=dict)
     sync_done: asyncio.Event = field(default_factory=asyncio.Event)
+    sync_pages: int = 0  # sync_result frames received
     stopped: bool = False
 
     def contiguous_seq(self) -> int:
@@ -193,6 +194,7 @@ class Load:
             m = f["message"]
             d.held.setdefault(str(m["message_id"]), (m["seq"], m.get("client_msg_id", ""), now))
         elif kind == "sync_result":
+            d.sync_pages += 1
             for m in f.get("messages", []):
                 d.held.setdefault(str(m["message_id"]), (m["seq"], m.get("client_msg_id", ""), now))
             if f.get("has_more"):
@@ -250,7 +252,12 @@ class Load:
                         await self._send_one(s, cmid, body)
 
     async def _sync_all(self) -> None:
-        """Every device syncs its conversation from seq 0 (paging) and holds the result."""
+        """Every device syncs its conversation from seq 0 (paging) and holds the result.
+
+        A sync is given up and started again only when no page has arrived for 15 s: a
+        long conversation (a 30-minute soak holds thousands of messages per pair) takes
+        many pages, and restarting on a fixed deadline left earlier page chains running
+        beside the new one until the gateways drowned in syncs."""
         async def one(d: Device) -> None:
             for _ in range(100):
                 await asyncio.wait_for(d.connected.wait(), 60)
@@ -258,7 +265,13 @@ class Load:
                 try:
                     await self._send_frame(d, {"type": "sync", "conversation_id": d.conversation_id,
                                                "after_seq": 0, "limit": 200})
-                    await asyncio.wait_for(d.sync_done.wait(), 15)
+                    pages = -1
+                    while not d.sync_done.is_set():
+                        if d.sync_pages == pages:
+                            raise TimeoutError("no sync page for 15 s")
+                        pages = d.sync_pages
+                        with contextlib.suppress(TimeoutError):
+                            await asyncio.wait_for(d.sync_done.wait(), 15)
                     return
                 except (websockets.ConnectionClosed, TimeoutError, AttributeError):
                     await asyncio.sleep(0.5)
