@@ -381,7 +381,7 @@ class Bench:
             r.wait(600)
         time.sleep(1)
         sends = self._send_group_messages(owner_token, group.conversation_id, a.group_sends)
-        time.sleep(max(5.0, a.group_sends * 1.0))
+        time.sleep(max(5.0, a.group_sends * 3.0))  # a backlog of sends drains at the fan-out worker's pace
         stop.set()
         results = [out.get(timeout=120) for _ in procs]
         for p in procs:
