@@ -198,7 +198,10 @@ class Load:
             for m in f.get("messages", []):
                 d.held.setdefault(str(m["message_id"]), (m["seq"], m.get("client_msg_id", ""), now))
             if f.get("has_more"):
-                asyncio.get_running_loop().create_task(self._sync_more(d))
+                # Page on from this page's last seq (not from the highest seq held: a device
+                # that got later messages live would skip what it missed in between).
+                page_top = max((m["seq"] for m in f.get("messages", [])), default=0)
+                asyncio.get_running_loop().create_task(self._sync_more(d, page_top))
             else:
                 d.sync_done.set()
         elif sender is not None and kind == "ack":
@@ -211,10 +214,9 @@ class Load:
             code = f.get("code", "?")
             sender.errors[code] = sender.errors.get(code, 0) + 1
 
-    async def _sync_more(self, d: Device) -> None:
+    async def _sync_more(self, d: Device, after_seq: int) -> None:
         with contextlib.suppress(websockets.ConnectionClosed, AttributeError):
-            top = max((s for s, _, _ in d.held.values()), default=0)
-            await self._send_frame(d, {"type": "sync", "conversation_id": d.conversation_id, "after_seq": top,
+            await self._send_frame(d, {"type": "sync", "conversation_id": d.conversation_id, "after_seq": after_seq,
                                        "limit": 200})
 
     async def _send_one(self, s: Sender, cmid: str, body: str) -> None:
