@@ -52,6 +52,7 @@ django.setup()
 import multiprocessing as mp  # noqa: E402
 
 from bench import loadgen  # noqa: E402
+from bench.procfs import proc_cpu_s, proc_rss_kib  # noqa: E402
 from tests.stack import GATEWAY_PORTS, VENV_BIN, Process, Stack, wait_until, ws_url  # noqa: E402
 
 _STARTED = time.monotonic()
@@ -72,19 +73,6 @@ def percentile(values: list[float], p: float) -> float:
         return float("nan")
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
-
-
-def proc_cpu_s(pid: int) -> float:
-    """utime + stime of a process and its threads, from /proc."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
-def proc_rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
 
 
 class Bench:
@@ -481,25 +469,17 @@ class Bench:
                 "max_ms": round(max(latencies), 2)}
 
     def start_baseline(self) -> tuple[Process, str]:
+        from gochat_project import services
+
         port = GATEWAY_PORTS["tgw2"] + 28  # clear of the gateway and metrics ports
         p = Process("baseline", [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0",
                                  "bench.baseline:application"],
                     env={"DJANGO_SETTINGS_MODULE": "bench.baseline", "BASELINE_REDIS_URL": "redis://127.0.0.1:6379/10"})
         p.start()
-        wait_until(lambda: _port_open(port), 30, "baseline up")
+        wait_until(lambda: services.port_open(f"127.0.0.1:{port}"), 30, "baseline up")
         assert p.proc is not None
         self.baseline_pids = {"baseline": p.proc.pid}
         return p, f"ws://127.0.0.1:{port}/ws"
-
-
-def _port_open(port: int) -> bool:
-    import socket
-
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-            return True
-    except OSError:
-        return False
 
 
 def spread(values: list[float]) -> dict[str, float]:

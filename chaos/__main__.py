@@ -70,6 +70,7 @@ django.setup()
 
 from django.db import close_old_connections  # noqa: E402
 
+from bench.procfs import tree_cpu_s, tree_rss_kib  # noqa: E402
 from chaos.load import Load  # noqa: E402
 from gochat_project import services  # noqa: E402
 from tests.stack import Process, Stack, wait_until, ws_url  # noqa: E402
@@ -476,35 +477,6 @@ class Chaos:
                 lines.append(f"  lag {name:<14} max {max(values, default=-1)}, last "
                              f"{values[-1] if values else -1}")
         return "\n".join(lines)
-
-
-def _tree(pid: int) -> list[int]:
-    """A process and its children (a gateway or worker started through a wrapper)."""
-    pids = [pid]
-    with contextlib.suppress(FileNotFoundError):
-        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
-    return pids
-
-
-def tree_cpu_s(pid: int) -> float:
-    """utime + stime of a process and its children, from /proc."""
-    total = 0
-    for p in _tree(pid):
-        with contextlib.suppress(FileNotFoundError):
-            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-            total += int(fields[11]) + int(fields[12])
-    return total / os.sysconf("SC_CLK_TCK")
-
-
-def tree_rss_kib(pid: int) -> int:
-    """RSS of a process and its children."""
-    total = 0
-    for p in _tree(pid):
-        with contextlib.suppress(FileNotFoundError):
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
-                    total += int(line.split()[1])
-    return total
 
 
 def main() -> int:

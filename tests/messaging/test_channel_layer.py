@@ -12,6 +12,7 @@ from channels_redis.core import RedisChannelLayer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from gochat_project.channel_layer import ResilientRedisChannelLayer
+from gochat_project.services import port_open
 from tests.stack import wait_until
 
 
@@ -19,14 +20,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-def _port_open(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 @pytest.fixture
@@ -40,7 +33,7 @@ def redis_port() -> Iterator[int]:
 def _start_redis(port: int) -> None:
     subprocess.Popen(["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"],
                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    wait_until(lambda: _port_open(port), 10, f"redis on {port}")
+    wait_until(lambda: port_open(f"127.0.0.1:{port}"), 10, f"redis on {port}")
 
 
 def _layer(cls: type[RedisChannelLayer], port: int) -> RedisChannelLayer:

@@ -1,0 +1,44 @@
+"""CPU time and RSS of processes, read from /proc (the bench and the chaos soak)."""
+
+import contextlib
+import os
+from pathlib import Path
+
+
+def proc_cpu_s(pid: int) -> float:
+    """utime + stime of a process and its threads."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kib(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _tree(pid: int) -> list[int]:
+    """A process and its children (a gateway or worker started through a wrapper)."""
+    pids = [pid]
+    with contextlib.suppress(FileNotFoundError):
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    return pids
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU time of a process and its children; processes that are gone count 0."""
+    total = 0.0
+    for p in _tree(pid):
+        with contextlib.suppress(FileNotFoundError):
+            total += proc_cpu_s(p)
+    return total
+
+
+def tree_rss_kib(pid: int) -> int:
+    """RSS of a process and its children; processes that are gone count 0."""
+    total = 0
+    for p in _tree(pid):
+        with contextlib.suppress(FileNotFoundError):
+            total += proc_rss_kib(p)
+    return total
