@@ -2,6 +2,7 @@
 
 import contextlib
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 
@@ -26,19 +27,18 @@ def _tree(pid: int) -> list[int]:
     return pids
 
 
-def tree_cpu_s(pid: int) -> float:
-    """CPU time of a process and its children; processes that are gone count 0."""
+def _tree_sum(pid: int, read: Callable[[int], float]) -> float:
+    """`read` summed over a process and its children; processes that are gone count 0."""
     total = 0.0
     for p in _tree(pid):
         with contextlib.suppress(FileNotFoundError):
-            total += proc_cpu_s(p)
+            total += read(p)
     return total
+
+
+def tree_cpu_s(pid: int) -> float:
+    return _tree_sum(pid, proc_cpu_s)
 
 
 def tree_rss_kib(pid: int) -> int:
-    """RSS of a process and its children; processes that are gone count 0."""
-    total = 0
-    for p in _tree(pid):
-        with contextlib.suppress(FileNotFoundError):
-            total += proc_rss_kib(p)
-    return total
+    return int(_tree_sum(pid, proc_rss_kib))
