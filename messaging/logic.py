@@ -30,15 +30,13 @@ from confluent_kafka import Message as KafkaMessage
 from django.conf import settings
 from django.db import close_old_connections
 
-from accounts.models import User
-from accounts.selectors import blocked_pairs
 from fanout import presence
 from fanout.downstream import Deliveries, flush_or_raise
 from gochat_project import kafka, redis_client
 from groups import selectors as group_selectors
 from messaging import frames, metrics, sequences
+from messaging import selectors as message_selectors
 from messaging.conversations import ConversationRef, parse_conversation_id
-from messaging.models import Message
 from messaging.snowflake import Snowflake
 from messaging.tasks import persist_messages
 from uploads import selectors as upload_selectors
@@ -73,6 +71,11 @@ def message_payload(send: Send, assigned: sequences.Assigned) -> dict[str, Any]:
             "extra": f["extra"], "client_msg_id": f["client_msg_id"], "ts": assigned.ts, "recalled": False}
 
 
+def _assigned_from_rows(stored: dict[tuple[int, str], tuple[int, int, int, str]]
+                        ) -> dict[tuple[int, str], sequences.Assigned]:
+    return {key: sequences.Assigned(mid, seq, ts, cid, False) for key, (mid, seq, ts, cid) in stored.items()}
+
+
 def _frame(obj: dict[str, Any]) -> str:
     return orjson.dumps(obj).decode()
 
@@ -87,6 +90,7 @@ class Logic:
         worker = int(redis_client.client().incr(redis_client.key("snowflake_worker"))) % 1024
         self.snowflake = Snowflake(worker)
         self._persist_probe: kafka.GroupLagProbe | None = None
+        self._stored: dict[tuple[int, str], sequences.Assigned] = {}  # the batch's resends already in MySQL
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
@@ -213,10 +217,13 @@ class Logic:
                 rejected.append((send, frames.INVALID, "malformed conversation_id"))
             else:
                 sends.append(send)
-        user_ids = {s.sender_id for s in sends} | {u for s in sends for u in s.ref.user_ids}
-        active = set(User.objects.filter(pk__in=user_ids, is_active=True).values_list("id", flat=True))
-        blocks = blocked_pairs(pairs={(s.ref.peer_of(s.sender_id), s.sender_id) for s in sends
-                                      if s.ref.kind == "single" and s.sender_id in s.ref.user_ids})
+        checks = message_selectors.send_checks(
+            user_ids={s.sender_id for s in sends} | {u for s in sends for u in s.ref.user_ids},
+            pairs={(s.ref.peer_of(s.sender_id), s.sender_id) for s in sends
+                   if s.ref.kind == "single" and s.sender_id in s.ref.user_ids},
+            resends={(s.sender_id, s.fields["client_msg_id"]) for s in sends})
+        active, blocks = checks.active_user_ids, checks.blocks
+        self._stored = _assigned_from_rows(checks.stored)
         senders_by_group: dict[int, set[int]] = defaultdict(set)
         for s in sends:
             if s.ref.group_id is not None:
@@ -283,8 +290,8 @@ class Logic:
                                               if s.upload_id is not None])
 
     def _assign(self, sends: list[Send]) -> list[sequences.Assigned]:
+        stored = self._stored  # looked up with the batch's other reads (_authorize)
         while True:
-            stored = self._stored_duplicates(sends)
             todo = [s for s in sends if (s.sender_id, s.fields["client_msg_id"]) not in stored]
             args = []
             for s in todo:
@@ -296,6 +303,7 @@ class Logic:
             # Re-seeded after persistence drained: a resend whose first copy was stored
             # meanwhile must get that copy's ack. A new seq for it would never be stored
             # (the first copy holds its client_msg_id) and leave a gap. Look again.
+            stored = self._stored_duplicates(sends)
         fresh = iter(assigned)
         out = []
         for s in sends:
@@ -343,11 +351,9 @@ class Logic:
     @staticmethod
     def _stored_duplicates(sends: list[Send]) -> dict[tuple[int, str], sequences.Assigned]:
         """Sends already stored in MySQL (idempotency that survives Redis)."""
-        senders = {s.sender_id for s in sends}
-        cmids = {s.fields["client_msg_id"] for s in sends}
-        rows = Message.objects.filter(sender_id__in=senders, client_msg_id__in=cmids).values_list(
-            "sender_id", "client_msg_id", "message_id", "seq", "ts", "conversation_id")
-        return {(r[0], r[1]): sequences.Assigned(r[2], r[3], r[4], r[5], False) for r in rows}
+        checks = message_selectors.send_checks(user_ids=set(), pairs=set(),
+                                               resends={(s.sender_id, s.fields["client_msg_id"]) for s in sends})
+        return _assigned_from_rows(checks.stored)
 
     def _persist(self, payloads: list[dict[str, Any]]) -> None:
         kafka.CELERY_PUBLISH_ERRORS.clear()

@@ -1,9 +1,13 @@
 """Messaging reads: history, sync and the conversation list."""
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from typing import Any
 
 import orjson
+from django.db import connection
 
+from accounts.models import Block, User
 from groups.models import GroupMember
 from messaging import sequences
 from messaging.conversations import ConversationRef
@@ -109,3 +113,57 @@ def conversation_max_seq(*, conversation_id: str) -> int:
     return max(live, stored or 0)
 
 
+
+
+@dataclass
+class SendChecks:
+    """What logic must know from MySQL about a batch of sends (see `send_checks`)."""
+
+    active_user_ids: set[int]
+    blocks: set[tuple[int, int]]  # (blocker, blocked)
+    stored: dict[tuple[int, str], tuple[int, int, int, str]]  # (sender, client_msg_id) -> (message_id, seq, ts, cid)
+
+
+def send_checks(*, user_ids: set[int], pairs: set[tuple[int, int]],
+                resends: set[tuple[int, str]]) -> SendChecks:
+    """One round trip for logic's per-batch reads: which of user_ids are active, which
+    (blocker, blocked) of pairs are blocks, and which (sender, client_msg_id) of resends
+    are already stored.
+
+    Logic runs this for every batch it consumes. As three ORM queries it cost 1.5-1.9 ms
+    a batch; as one raw UNION ALL, 0.25 ms (measured against the bench database).
+    """
+    parts: list[str] = []
+    params: list[Any] = []
+
+    def placeholders(values: Collection[Any]) -> str:
+        params.extend(values)
+        return ", ".join(["%s"] * len(values))
+
+    # Every branch yields the same seven columns: kind, a, b, message_id, seq, ts, conversation_id.
+    if user_ids:
+        parts.append(f"SELECT 'u', id, NULL, NULL, NULL, NULL, NULL FROM {User._meta.db_table} "
+                     f"WHERE id IN ({placeholders(user_ids)}) AND is_active")
+    if pairs:
+        blockers, blocked = {a for a, _ in pairs}, {b for _, b in pairs}
+        parts.append(f"SELECT 'b', blocker_id, blocked_id, NULL, NULL, NULL, NULL FROM {Block._meta.db_table} "
+                     f"WHERE blocker_id IN ({placeholders(blockers)}) AND blocked_id IN ({placeholders(blocked)})")
+    if resends:
+        senders, cmids = {s for s, _ in resends}, {c for _, c in resends}
+        parts.append(f"SELECT 'm', sender_id, client_msg_id, message_id, seq, ts, conversation_id "
+                     f"FROM {Message._meta.db_table} WHERE sender_id IN ({placeholders(senders)}) "
+                     f"AND client_msg_id IN ({placeholders(cmids)})")
+    checks = SendChecks(set(), set(), {})
+    if not parts:
+        return checks
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
+    for kind, a, b, message_id, seq, ts, cid in rows:
+        if kind == "u":
+            checks.active_user_ids.add(int(a))
+        elif kind == "b" and (int(a), int(b)) in pairs:
+            checks.blocks.add((int(a), int(b)))
+        elif kind == "m" and (int(a), str(b)) in resends:
+            checks.stored[(int(a), str(b))] = (int(message_id), int(seq), int(ts), str(cid))
+    return checks

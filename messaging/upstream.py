@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 from confluent_kafka import Producer
+from django.conf import settings
 
 from gochat_project import kafka
 
@@ -23,7 +24,8 @@ def _on_delivery(err: Any, msg: Any) -> None:
 
 @cache
 def _producer() -> Producer:
-    producer = Producer(kafka.producer_config(on_delivery=_on_delivery))
+    producer = Producer(kafka.producer_config(on_delivery=_on_delivery,
+                                              **{"linger.ms": settings.GOCHAT_UPSTREAM_LINGER_MS}))
 
     def poll_forever() -> None:
         while True:
