@@ -51,7 +51,11 @@ GOCHAT_TOPIC_PREFIX = env.str("GOCHAT_TOPIC_PREFIX", default="gochat")
 # Redis keys share the topic prefix so a test run never touches a live one.
 GOCHAT_REDIS_PREFIX = env.str("GOCHAT_REDIS_PREFIX", default=GOCHAT_TOPIC_PREFIX + ":")
 GOCHAT_GATEWAY_ID = env.str("GOCHAT_GATEWAY_ID", default="gw1")
-GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=4)
+# One partition per logic consumer you run. More partitions than consumers only split the
+# gateways' batches: on the bundled broker each stored batch costs CPU on every fetch.
+GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=1)
+# How long a gateway gathers sends into one upstream batch (docs/benchmarks.md).
+GOCHAT_UPSTREAM_LINGER_MS = env.float("GOCHAT_UPSTREAM_LINGER_MS", default=5.0)
 GOCHAT_PERSIST_PARTITIONS = env.int("GOCHAT_PERSIST_PARTITIONS", default=1)
 GOCHAT_FANOUT_PARTITIONS = env.int("GOCHAT_FANOUT_PARTITIONS", default=1)
 GOCHAT_DOWNSTREAM_PARTITIONS = env.int("GOCHAT_DOWNSTREAM_PARTITIONS", default=1)
