@@ -90,6 +90,12 @@ async def gateway_stats_write(gateway_id: str, connections: int, users: int) -> 
     await redis_client.async_client().hset(redis_client.key("gwstats"), gateway_id, value)
 
 
+async def gateway_stats_present(gateway_id: str) -> bool:
+    """Whether Redis still holds this gateway's stats entry: gone means Redis lost the
+    gateway's presence too (both are written by the same heartbeat)."""
+    return bool(await redis_client.async_client().hexists(redis_client.key("gwstats"), gateway_id))
+
+
 def gateway_stats() -> dict[str, dict[str, float]]:
     import orjson
 

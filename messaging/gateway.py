@@ -42,6 +42,7 @@ BACKING_STORE_ERRORS = (RedisError, DatabaseError)
 BAD_FRAMES_BEFORE_CLOSE = 20  # within BAD_FRAME_WINDOW_S
 BAD_FRAME_WINDOW_S = 10.0
 RATE_LIMITED_BEFORE_CLOSE = 200
+PRESENCE_CHECK_S = 1.0  # how soon presence is written again after Redis lost it
 
 
 class GatewayRuntime:
@@ -72,14 +73,29 @@ class GatewayRuntime:
         future.add_done_callback(self._background.discard)
 
     async def _heartbeat(self) -> None:
+        """Refresh presence every GOCHAT_HEARTBEAT_S, and as soon as Redis answers without
+        it (restarted empty, or back from an outage): each PRESENCE_CHECK_S this gateway
+        checks for its stats entry, which every refresh writes. Until presence is back,
+        logic finds no gateway for these users and skips their pushes."""
+        refreshed = time.monotonic()
+        failing = False
         while True:
-            await asyncio.sleep(settings.GOCHAT_HEARTBEAT_S)
+            await asyncio.sleep(PRESENCE_CHECK_S)
             try:
+                due = time.monotonic() - refreshed >= settings.GOCHAT_HEARTBEAT_S
+                if not due and await presence.gateway_stats_present(self.gateway_id):
+                    continue
                 await presence.presence_refresh(self.connections.pairs(), self.gateway_id)
                 await presence.gateway_stats_write(self.gateway_id, self.connections.count(),
                                                    len(self.connections.by_user))
+                refreshed = time.monotonic()
+                if failing or not due:
+                    log.info("presence of %d connections written again", self.connections.count())
+                failing = False
             except Exception:
-                log.exception("presence heartbeat failed")
+                if not failing:  # once per outage, not once a second
+                    log.exception("presence heartbeat failed; retrying every %.0f s", PRESENCE_CHECK_S)
+                failing = True
 
     def _install_drain(self) -> None:
         """On SIGTERM/SIGINT close every socket with 1012 so clients reconnect elsewhere and sync."""

@@ -151,3 +151,32 @@ def test_gateway_restart_clients_reconnect_and_sync(stack: Stack, process: str) 
     sb = wait_until(lambda: b.ws("tgw2"), 10, "reconnect")
     got = sb.sync(cid, after_seq=1)
     assert [m["message_id"] for m in got] == [x["message_id"] for x in acks]
+
+
+def test_presence_lost_from_redis_is_written_again_before_the_next_heartbeat(stack: Stack) -> None:
+    """Redis restarted empty loses every presence entry: gateways notice within about a
+    second (their stats entry is gone) and write presence again, rather than leaving
+    pushes to their users skipped until the next heartbeat (GOCHAT_HEARTBEAT_S, 5 s here)."""
+    import orjson
+
+    from gochat_project import redis_client
+
+    a, b = register("pres"), register("pres")
+    sock_a, sock_b = a.ws(), b.ws()
+    cid = single_cid(a, b)
+    r = redis_client.client()
+    stats_key = redis_client.key("gwstats")
+
+    def heartbeat_ts() -> float:
+        raw = r.hget(stats_key, "tgw1")
+        return orjson.loads(raw)["ts"] if raw else 0.0
+
+    before = heartbeat_ts()
+    wait_until(lambda: heartbeat_ts() != before, timeout=15, what="a heartbeat of tgw1")
+    # Just after a heartbeat: the next one is 5 s away.
+    r.delete(redis_client.presence_key(b.id), redis_client.online_key(), stats_key)
+    started = time.monotonic()
+    wait_until(lambda: r.exists(redis_client.presence_key(b.id)), timeout=10, what="b's presence again")
+    assert time.monotonic() - started < 3.0, "presence came back only with the heartbeat"
+    sock_a.ack_for(sock_a.send_message(cid, "pushed, not only synced"))
+    assert sock_b.message(lambda m: m["body"] == "pushed, not only synced", timeout=5)
