@@ -19,7 +19,7 @@ from django.conf import settings
 from fanout import metrics, presence
 from fanout.downstream import Deliveries, flush_or_raise
 from gochat_project import kafka
-from gochat_project.celery import retry_in_place
+from gochat_project.celery import publish, retry_in_place
 from groups.selectors import group_member_ids
 
 log = logging.getLogger(__name__)
@@ -54,7 +54,8 @@ def _fanout_frames(items: list[tuple[int, str]]) -> int:
     for group_id, frame in items:
         members = group_member_ids(group_id=group_id)
         for start in range(0, len(members), chunk):
-            deliver_chunk.apply_async(args=[frame, members[start:start + chunk]], queue=kafka.fanout_topic())
+            part = members[start:start + chunk]
+            publish(deliver_chunk, [frame, part], queue=kafka.fanout_topic(), summary=f"[frame, {len(part)} members]")
             chunks += 1
     return chunks
 

@@ -7,7 +7,7 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from celery import Celery
 from celery.signals import worker_init
@@ -55,6 +55,24 @@ def _serve_metrics(**_: object) -> None:
     from gochat_project.metrics import start_metrics_server
 
     start_metrics_server()
+
+
+def publish(task: Any, args: list[Any], *, queue: str, summary: str) -> None:
+    """Publish a task and return once Kafka has acknowledged it; raise if it did not.
+
+    kombu flushes the producer inside publish, and kafka.celery_delivery_report records
+    a failed delivery. `summary` stands in for the arguments in the message's argsrepr:
+    Celery's own saferepr of them cost 0.4 ms of CPU per publish (a batch of 7
+    messages), more than the rest of the publish.
+    """
+    from confluent_kafka import KafkaException
+
+    from gochat_project import kafka
+
+    kafka.CELERY_PUBLISH_ERRORS.clear()
+    task.apply_async(args=args, queue=queue, argsrepr=summary, kwargsrepr="{}")
+    if kafka.CELERY_PUBLISH_ERRORS:
+        raise KafkaException(f"{task.name} not acknowledged: {kafka.CELERY_PUBLISH_ERRORS[0]}")
 
 
 def retry_in_place(fn: Callable[[], T], *, retry_on: tuple[type[BaseException], ...], what: str,

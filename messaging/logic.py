@@ -33,6 +33,7 @@ from django.db import close_old_connections
 from fanout import presence
 from fanout.downstream import Deliveries, flush_or_raise
 from gochat_project import kafka, redis_client
+from gochat_project.celery import publish
 from groups import selectors as group_selectors
 from messaging import frames, metrics, sequences
 from messaging import selectors as message_selectors
@@ -356,11 +357,7 @@ class Logic:
         return _assigned_from_rows(checks.stored)
 
     def _persist(self, payloads: list[dict[str, Any]]) -> None:
-        kafka.CELERY_PUBLISH_ERRORS.clear()
-        # kombu flushes the producer inside publish: returning means acknowledged or failed.
-        persist_messages.apply_async(args=[payloads], queue=kafka.persist_topic())
-        if kafka.CELERY_PUBLISH_ERRORS:
-            raise KafkaException(f"persist task not acknowledged: {kafka.CELERY_PUBLISH_ERRORS[0]}")
+        publish(persist_messages, [payloads], queue=kafka.persist_topic(), summary=f"[{len(payloads)} messages]")
         by_conv: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
         for p in payloads:
             by_conv[p["conversation_id"]].append((p["seq"], orjson.dumps(p)))
@@ -391,10 +388,7 @@ class Logic:
         if large:
             from fanout.tasks import fanout_frames
 
-            kafka.CELERY_PUBLISH_ERRORS.clear()
-            fanout_frames.apply_async(args=[large], queue=kafka.fanout_topic())
-            if kafka.CELERY_PUBLISH_ERRORS:
-                raise KafkaException(f"fan-out job not acknowledged: {kafka.CELERY_PUBLISH_ERRORS[0]}")
+            publish(fanout_frames, [large], queue=kafka.fanout_topic(), summary=f"[{len(large)} frames]")
 
     @staticmethod
     def _route_notices(notices: list[dict[str, Any]], pushes: list[tuple[str, list[int], str | None]],
