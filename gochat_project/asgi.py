@@ -20,3 +20,7 @@ application = ProtocolTypeRouter({
     "http": AsgiBodyLimit(django_asgi_app),
     "websocket": URLRouter([path("ws", ChatConsumer.as_asgi())]),
 })
+
+from gochat_project.runtime import freeze_startup_objects  # noqa: E402
+
+freeze_startup_objects()

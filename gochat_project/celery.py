@@ -10,7 +10,7 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from celery import Celery
-from celery.signals import worker_init
+from celery.signals import worker_init, worker_ready
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gochat_project.settings")
 
@@ -55,6 +55,13 @@ def _serve_metrics(**_: object) -> None:
     from gochat_project.metrics import start_metrics_server
 
     start_metrics_server()
+
+
+@worker_ready.connect
+def _freeze_startup_objects(**_: object) -> None:
+    from gochat_project.runtime import freeze_startup_objects
+
+    freeze_startup_objects()
 
 
 def publish(task: Any, args: list[Any], *, queue: str, summary: str) -> None:

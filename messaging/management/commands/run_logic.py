@@ -14,9 +14,11 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
         from gochat_project.metrics import start_metrics_server
+        from gochat_project.runtime import freeze_startup_objects
 
         start_metrics_server()
         logic = Logic(batch_size=batch_size)
+        freeze_startup_objects()
 
         def stop(signum: int, frame: Any) -> None:
             logic.stop_event.set()
