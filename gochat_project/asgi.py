@@ -3,7 +3,13 @@ The Django app is built before any consumer is imported (Channels' rule)."""
 
 import os
 
-from django.core.asgi import get_asgi_application
+from gochat_project import malloc
+
+# Before Django, Twisted's pool, asgiref's executor or librdkafka start any thread:
+# caps the arenas and fixes the mmap/trim thresholds (see gochat_project/malloc.py).
+malloc.tune()
+
+from django.core.asgi import get_asgi_application  # noqa: E402
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "gochat_project.settings")
 django_asgi_app = get_asgi_application()
