@@ -52,8 +52,10 @@ app.autodiscover_tasks()
 
 @worker_init.connect
 def _serve_metrics(**_: object) -> None:
+    from gochat_project import malloc
     from gochat_project.metrics import start_metrics_server
 
+    malloc.tune()  # as in the gateway: at most two malloc arenas, freed memory trimmed
     start_metrics_server()
 
 

@@ -13,9 +13,11 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=1000, help="max records per batch (default 1000)")
 
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
+        from gochat_project import malloc
         from gochat_project.metrics import start_metrics_server
         from gochat_project.runtime import freeze_startup_objects
 
+        malloc.tune()  # before Logic starts librdkafka's threads
         start_metrics_server()
         logic = Logic(batch_size=batch_size)
         freeze_startup_objects()
