@@ -1,4 +1,5 @@
-"""glibc malloc settings for GoChat's processes: the gateway (asgi.py), logic and the Celery workers (docs/reliability.md, "Gateway memory").
+"""glibc malloc settings for GoChat's processes: the gateway (asgi.py), logic and the
+Celery workers (docs/reliability.md, "Gateway memory").
 
 A gateway mallocs from many threads (Twisted's reactor, asgiref's pool for
 database_sync_to_async, librdkafka's threads behind the upstream producer and the
