@@ -51,9 +51,10 @@ GOCHAT_TOPIC_PREFIX = env.str("GOCHAT_TOPIC_PREFIX", default="gochat")
 # Redis keys share the topic prefix so a test run never touches a live one.
 GOCHAT_REDIS_PREFIX = env.str("GOCHAT_REDIS_PREFIX", default=GOCHAT_TOPIC_PREFIX + ":")
 GOCHAT_GATEWAY_ID = env.str("GOCHAT_GATEWAY_ID", default="gw1")
-# One partition per logic consumer you run. More partitions than consumers only split the
-# gateways' batches: on the bundled broker each stored batch costs CPU on every fetch.
-GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=1)
+# Up to this many logic consumers. Four, not one: the bundled broker lists every stored
+# batch of a partition on each fetch that finds data there, and in a soak at 100 msg/s
+# one partition put it at a full core within 7 minutes (docs/reliability.md).
+GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=4)
 # How long a gateway gathers sends into one upstream batch (docs/benchmarks.md).
 GOCHAT_UPSTREAM_LINGER_MS = env.float("GOCHAT_UPSTREAM_LINGER_MS", default=5.0)
 GOCHAT_PERSIST_PARTITIONS = env.int("GOCHAT_PERSIST_PARTITIONS", default=1)
