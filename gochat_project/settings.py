@@ -51,9 +51,8 @@ GOCHAT_TOPIC_PREFIX = env.str("GOCHAT_TOPIC_PREFIX", default="gochat")
 # Redis keys share the topic prefix so a test run never touches a live one.
 GOCHAT_REDIS_PREFIX = env.str("GOCHAT_REDIS_PREFIX", default=GOCHAT_TOPIC_PREFIX + ":")
 GOCHAT_GATEWAY_ID = env.str("GOCHAT_GATEWAY_ID", default="gw1")
-# Up to this many logic consumers. Four, not one: the bundled broker lists every stored
-# batch of a partition on each fetch that finds data there, and in a soak at 100 msg/s
-# one partition put it at a full core within 7 minutes (docs/reliability.md).
+# Up to this many logic consumers (docs/reliability.md: one partition was tried and
+# soaked; the bundled broker reached a full core within minutes with one or four).
 GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=4)
 # How long a gateway gathers sends into one upstream batch (docs/benchmarks.md).
 GOCHAT_UPSTREAM_LINGER_MS = env.float("GOCHAT_UPSTREAM_LINGER_MS", default=5.0)
