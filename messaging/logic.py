@@ -91,7 +91,6 @@ class Logic:
         worker = int(redis_client.client().incr(redis_client.key("snowflake_worker"))) % 1024
         self.snowflake = Snowflake(worker)
         self._persist_probe: kafka.GroupLagProbe | None = None
-        self._stored: dict[tuple[int, str], sequences.Assigned] = {}  # the batch's resends already in MySQL
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
@@ -185,7 +184,7 @@ class Logic:
         deliveries = Deliveries()
         sends = [e for e in events if e.get("t") == "send"]
         notices = [e for e in events if e.get("t") in ("read", "recall", "typing", "hide")]
-        accepted, rejections = self._authorize(sends)
+        accepted, rejections, stored = self._authorize(sends)
         accepted, refused = self._check_uploads(accepted)
         for send, code, detail in rejections + refused:
             metrics.REJECTED.labels(code).inc()
@@ -195,7 +194,7 @@ class Logic:
                      "client_msg_id": send.fields.get("client_msg_id")}), send.conn_id)
         payloads: list[dict[str, Any]] = []
         if accepted:
-            assigned = self._assign(accepted)
+            assigned = self._assign(accepted, stored)
             payloads = [message_payload(s, a) for s, a in zip(accepted, assigned, strict=True)]
             self._attach_uploads(accepted, assigned)
             self._persist(payloads)  # step 3: durable before anything is pushed
@@ -207,7 +206,10 @@ class Logic:
 
     # --- steps ------------------------------------------------------------------
 
-    def _authorize(self, events: list[dict[str, Any]]) -> tuple[list[Send], list[tuple[Send, str, str]]]:
+    def _authorize(self, events: list[dict[str, Any]]
+                   ) -> tuple[list[Send], list[tuple[Send, str, str]], dict[tuple[int, str], sequences.Assigned]]:
+        """Accepted sends, rejections, and the sends already stored in MySQL (read in the
+        same query, for _assign)."""
         sends: list[Send] = []
         rejected: list[tuple[Send, str, str]] = []
         for e in events:
@@ -224,7 +226,6 @@ class Logic:
                    if s.ref.kind == "single" and s.sender_id in s.ref.user_ids},
             resends={(s.sender_id, s.fields["client_msg_id"]) for s in sends})
         active, blocks = checks.active_user_ids, checks.blocks
-        self._stored = _assigned_from_rows(checks.stored)
         senders_by_group: dict[int, set[int]] = defaultdict(set)
         for s in sends:
             if s.ref.group_id is not None:
@@ -255,7 +256,7 @@ class Logic:
                     s.large_group = group.is_large
                     s.recipients = [] if group.is_large else list(group.members)
                     accepted.append(s)
-        return accepted, rejected
+        return accepted, rejected, _assigned_from_rows(checks.stored)
 
     @staticmethod
     def _check_uploads(sends: list[Send]) -> tuple[list[Send], list[tuple[Send, str, str]]]:
@@ -290,8 +291,9 @@ class Logic:
                                               for s, a in zip(sends, assigned, strict=True)
                                               if s.upload_id is not None])
 
-    def _assign(self, sends: list[Send]) -> list[sequences.Assigned]:
-        stored = self._stored  # looked up with the batch's other reads (_authorize)
+    def _assign(self, sends: list[Send], stored: dict[tuple[int, str], sequences.Assigned]
+                ) -> list[sequences.Assigned]:
+        """stored: the sends already in MySQL, as _authorize found them."""
         while True:
             todo = [s for s in sends if (s.sender_id, s.fields["client_msg_id"]) not in stored]
             args = []
