@@ -2,6 +2,7 @@
 The Django app is built before any consumer is imported (Channels' rule)."""
 
 import os
+import sys
 
 from gochat_project import malloc
 
@@ -21,6 +22,10 @@ from gochat_project.middleware import AsgiBodyLimit, daphne_skip_form_parsing  #
 from messaging.gateway import ChatConsumer  # noqa: E402
 
 daphne_skip_form_parsing()
+if "daphne.server" in sys.modules and os.environ.get("GOCHAT_EAGER_WRITES", "1") != "0":
+    from gochat_project import twisted_writes
+
+    twisted_writes.install()
 
 application = ProtocolTypeRouter({
     "http": AsgiBodyLimit(django_asgi_app),

@@ -1,0 +1,66 @@
+"""gochat_project.twisted_writes on a real socket pair: an idle connection sends at once
+without registering a writer; what the kernel does not take is buffered and every byte
+arrives once, in order."""
+
+import socket
+
+import pytest
+from twisted.internet import tcp
+from twisted.internet.protocol import Protocol
+from twisted.internet.selectreactor import SelectReactor
+
+from gochat_project import twisted_writes
+
+
+@pytest.fixture
+def connection():
+    assert twisted_writes.install()
+    ours, theirs = socket.socketpair()
+    ours.setblocking(False)
+    reactor = SelectReactor()
+    conn = tcp.Connection(ours, Protocol(), reactor)
+    conn.connected = 1
+    yield conn, theirs, reactor
+    ours.close()
+    theirs.close()
+
+
+def _read_all(sock: socket.socket, n: int, conn: tcp.Connection) -> bytes:
+    got = bytearray()
+    sock.settimeout(5)
+    while len(got) < n:
+        if conn.reactor.getWriters():
+            conn.doWrite()
+        got += sock.recv(1 << 20)
+    return bytes(got)
+
+
+def test_an_idle_connection_sends_at_once_without_a_writer(connection) -> None:
+    conn, theirs, reactor = connection
+    conn.write(b"frame-1")
+    assert reactor.getWriters() == []
+    theirs.settimeout(5)
+    assert theirs.recv(100) == b"frame-1"
+
+
+def test_what_the_kernel_does_not_take_is_buffered_and_arrives_in_order(connection) -> None:
+    conn, theirs, reactor = connection
+    big = bytes(range(256)) * 40_000  # ~10 MB: more than the socket buffers hold
+    conn.write(big)
+    assert reactor.getWriters() == [conn]  # the rest waits for the reactor
+    conn.write(b"after")  # must queue behind, not jump ahead
+    assert _read_all(theirs, len(big) + 5, conn) == big + b"after"
+
+
+def test_a_lost_connection_is_left_for_the_reactor_to_report(connection) -> None:
+    conn, theirs, reactor = connection
+    theirs.close()
+    conn.write(b"x" * 100)  # the send fails: no exception escapes write(), the bytes are buffered
+    assert reactor.getWriters() == [conn]
+    assert isinstance(conn.doWrite(), Exception)  # what the reactor turns into connectionLost
+
+
+def test_install_is_idempotent() -> None:
+    assert twisted_writes.install()
+    assert twisted_writes.install()
+    assert tcp.Connection.write.gochat_eager
