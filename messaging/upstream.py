@@ -24,8 +24,10 @@ def _on_delivery(err: Any, msg: Any) -> None:
 
 @cache
 def _producer() -> Producer:
-    producer = Producer(kafka.producer_config(on_delivery=_on_delivery,
-                                              **{"linger.ms": settings.GOCHAT_UPSTREAM_LINGER_MS}))
+    # Only failed deliveries call back into Python: a callback per send cost the gateway
+    # a GIL hand-off per message (docs/benchmarks.md).
+    producer = Producer(kafka.producer_config(on_delivery=_on_delivery, **{
+        "linger.ms": settings.GOCHAT_UPSTREAM_LINGER_MS, "delivery.report.only.error": True}))
 
     def poll_forever() -> None:
         while True:
