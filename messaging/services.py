@@ -67,15 +67,19 @@ def messages_store(*, messages: list[dict[str, Any]]) -> int:
 
 
 def _conversations_touch(messages: list[dict[str, Any]]) -> None:
-    """Advance each conversation's max_seq/last message; create 1:1 read states."""
+    """Advance each conversation's max_seq/last message; create 1:1 read states.
+
+    A 1:1 conversation's read states are created with its first message (seq 1, stored
+    exactly once, in this transaction): inserting them for every batch made MySQL
+    reject two duplicate rows per conversation per batch (docs/benchmarks.md).
+    """
     latest: dict[str, dict[str, Any]] = {}
     participants: set[tuple[int, str]] = set()
     for m in messages:
         cid = m["conversation_id"]
         if cid not in latest or m["seq"] > latest[cid]["seq"]:
             latest[cid] = m
-        ref = parse_conversation_id(cid)
-        if ref is not None and ref.kind == "single":
+        if m["seq"] == 1 and (ref := parse_conversation_id(cid)) is not None and ref.kind == "single":
             participants.update((uid, cid) for uid in ref.user_ids)
     with connection.cursor() as cursor:
         # MySQL applies the assignments left to right: the last-message columns
