@@ -26,6 +26,7 @@ def _configure() -> None:
 
     app.conf.update(
         broker_url=f"confluentkafka://{settings.KAFKA_BOOTSTRAP}",
+        broker_transport="gochat_project.kombu_kafka:Transport",  # kombu's, with per-queue consumer settings
         broker_transport_options=kafka.celery_transport_options(),
         broker_connection_retry_on_startup=True,
         task_default_queue=kafka.persist_topic(),

@@ -78,6 +78,10 @@ def celery_transport_options() -> dict[str, Any]:
     return {
         "kafka_common_config": common_config(),
         "kafka_consumer_config": {**_CONSUMER_TUNING, "max.poll.interval.ms": 300000},
+        # gochat_project.kombu_kafka applies these to one queue's consumer.
+        "kafka_consumer_config_by_queue": {
+            persist_topic(): {"fetch.wait.max.ms": settings.GOCHAT_PERSIST_FETCH_WAIT_MS},
+        },
         "kafka_producer_config": {"linger.ms": 0, "acks": "all", "on_delivery": celery_delivery_report},
         "num_partitions": settings.GOCHAT_PERSIST_PARTITIONS,
     }

@@ -56,6 +56,10 @@ GOCHAT_GATEWAY_ID = env.str("GOCHAT_GATEWAY_ID", default="gw1")
 GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=4)
 # How long a gateway gathers sends into one upstream batch (docs/benchmarks.md).
 GOCHAT_UPSTREAM_LINGER_MS = env.float("GOCHAT_UPSTREAM_LINGER_MS", default=5.0)
+# How long the persistence queue's consumer lets a fetch wait at the broker (other queues:
+# 10 ms). The bundled broker answers a fetch only after this wait and spends CPU on each
+# one; persistence is off the ack's path, so it can fetch less often (docs/benchmarks.md).
+GOCHAT_PERSIST_FETCH_WAIT_MS = env.int("GOCHAT_PERSIST_FETCH_WAIT_MS", default=100)
 GOCHAT_PERSIST_PARTITIONS = env.int("GOCHAT_PERSIST_PARTITIONS", default=1)
 GOCHAT_FANOUT_PARTITIONS = env.int("GOCHAT_FANOUT_PARTITIONS", default=1)
 GOCHAT_DOWNSTREAM_PARTITIONS = env.int("GOCHAT_DOWNSTREAM_PARTITIONS", default=1)
