@@ -7,9 +7,9 @@ For each batch read from `gochat.messages.upstream`:
    record where each upload was sent (so its readers may download it from the push on);
 3. publish ONE persistence task for the batch and wait for Kafka's acknowledgement;
 4. only then produce deliveries (acks, messages, errors, read receipts), one
-   Kafka record per gateway, and wait for their acknowledgement;
-5. store the upstream offsets, which librdkafka commits in the background (a batch
-   consumed twice is harmless).
+   Kafka record per gateway; the next batch does not wait for their acknowledgement;
+5. once they are acknowledged, store the upstream offsets, which librdkafka commits
+   in the background (a batch consumed twice is harmless).
 A failure anywhere rewinds to the batch's first offsets and retries: every step
 is idempotent, so a batch consumed twice changes nothing but duplicate pushes,
 which clients drop by message_id.
@@ -99,10 +99,10 @@ class Logic:
     # --- the loop ---------------------------------------------------------------
 
     def run(self) -> None:
-        # Offsets are stored after each batch is done and committed by librdkafka in the
-        # background (every 200 ms): no commit request per batch. A crash loses at most the
-        # last interval's commits, and those batches are consumed again, which every step
-        # tolerates.
+        # Offsets are stored once a batch's deliveries are acknowledged and committed by
+        # librdkafka in the background (every 200 ms): no commit request per batch. A crash
+        # loses at most the last interval's commits, and those batches are consumed again,
+        # which every step tolerates.
         consumer = Consumer(kafka.consumer_config(logic_group_id(), **{
             "max.poll.interval.ms": 600000, "enable.auto.commit": True, "enable.auto.offset.store": False,
             "auto.commit.interval.ms": 200}))
@@ -110,6 +110,9 @@ class Logic:
         log.info("logic consuming %s as %s", kafka.upstream_topic(), logic_group_id())
         backoff = 0.1
         lag_reported = 0.0
+        # Batches whose deliveries are produced but not yet acknowledged. The next batch
+        # does not wait for them: their offsets are stored once the producer has drained.
+        unsettled: list[KafkaMessage] = []
         try:
             while not self.stop_event.is_set():
                 if time.monotonic() - lag_reported > 5:
@@ -120,21 +123,36 @@ class Logic:
                 for m in batch:
                     if m.error() is not None:
                         log.warning("upstream consume error: %s", m.error())
-                if not records:
-                    continue
                 try:
-                    self.process_records(records)
-                    consumer.store_offsets(offsets=self._next_offsets(records))
+                    if unsettled:
+                        self._settle(consumer, unsettled, wait=not records or len(unsettled) >= self.batch_size)
+                    if records:
+                        self.process_records(records)
+                        unsettled.extend(records)
+                        records = []
                     backoff = 0.1
                 except Exception:
-                    log.exception("batch of %d failed; rewinding to retry in %.1fs", len(records), backoff)
+                    failed = unsettled + records
+                    log.exception("batch of %d failed; rewinding to retry in %.1fs", len(failed), backoff)
                     close_old_connections()
-                    self._rewind(consumer, records)
+                    self._rewind(consumer, failed)
+                    unsettled.clear()
                     self.stop_event.wait(backoff)
                     backoff = min(backoff * 2, 5.0)
+            if unsettled:
+                self._settle(consumer, unsettled, wait=True)
         finally:
             consumer.close()
             self.producer.flush(10)
+
+    def _settle(self, consumer: Consumer, unsettled: list[KafkaMessage], *, wait: bool) -> None:
+        """Store the offsets of unsettled batches once every delivery is acknowledged
+        (without waiting for that unless wait); raise if a delivery failed."""
+        if not wait and self.producer.flush(0):
+            return  # still in flight: settled after a later batch
+        flush_or_raise(self.producer, self._produce_errors)
+        consumer.store_offsets(offsets=self._next_offsets(unsettled))
+        unsettled.clear()
 
     @staticmethod
     def _report_lag(consumer: Consumer) -> None:
@@ -201,8 +219,8 @@ class Logic:
             metrics.ACCEPTED.inc(len(payloads))
         self._route(accepted, payloads, notices, deliveries)
         if deliveries:
-            deliveries.produce(self.producer)
-            flush_or_raise(self.producer, self._produce_errors)
+            deliveries.produce(self.producer)  # acknowledged before the batch's offsets are stored (run)
+            self.producer.poll(0)
 
     # --- steps ------------------------------------------------------------------
 

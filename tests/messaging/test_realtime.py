@@ -330,3 +330,22 @@ def test_uuid_client_msg_ids_are_accepted(pair: tuple[User, User]) -> None:
     assert sa.ack_for(sa.send_message(single_cid(a, b), "x", client_msg_id=str(uuid.uuid4())))["type"] == "ack"
 
 
+
+
+def test_logic_commits_its_upstream_offsets_once_a_burst_settles(pair: tuple[User, User]) -> None:
+    """Logic does not wait for a batch's deliveries before taking the next one; it stores the
+    offsets once they are acknowledged. After a burst, its committed offsets reach the end."""
+    from gochat_project import kafka
+    from messaging.logic import logic_group_id
+
+    a, b = pair
+    sa, sb = a.ws(), b.ws()
+    cid = single_cid(a, b)
+    cmids = [sa.send_message(cid, f"burst {i}") for i in range(50)]
+    assert [sa.ack_for(c)["seq"] for c in cmids] == list(range(1, 51))
+    assert [sb.message()["seq"] for _ in cmids] == list(range(1, 51))
+    probe = kafka.GroupLagProbe(logic_group_id(), kafka.upstream_topic())
+    try:
+        wait_until(lambda: probe.lag() == 0, 10, "logic's upstream offsets committed to the end", interval=0.3)
+    finally:
+        probe.close()
