@@ -514,7 +514,7 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=4, help="load-generator processes")
     parser.add_argument("--pairs", type=int, default=500)
     parser.add_argument("--duration", type=float, default=60.0, help="throughput window (s)")
-    parser.add_argument("--baseline-duration", type=float, default=20.0, help="baseline throughput window (s)")
+    parser.add_argument("--baseline-duration", type=float, default=10.0, help="baseline throughput window (s)")
     parser.add_argument("--window", type=int, default=4, help="unacked sends per sender (throughput)")
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 500, 1000])
     parser.add_argument("--latency-pairs", type=int, default=500)
