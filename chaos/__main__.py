@@ -500,15 +500,18 @@ def main() -> int:
         parser.error(f"unknown fault(s): {', '.join(sorted(unknown))}")
 
     # The broker fault needs a broker that keeps its log: its phases run first, on a stack of
-    # their own (the s3:// engine is slower); the other faults and the soak run on memory://.
-    runs = [(True, [f for f in faults if f in DURABLE_FAULTS]),
-            (False, [f for f in faults if f not in DURABLE_FAULTS])]
+    # their own (the s3:// engine is slower); the other faults run on memory://, and the soak
+    # on a fresh stack of its own: the in-memory broker slows as its log grows, and a soak
+    # after the faults would start on their log.
+    runs = [("durable", [f for f in faults if f in DURABLE_FAULTS]),
+            ("faults", [f for f in faults if f not in DURABLE_FAULTS]),
+            ("soak", [])]
     results: list[PhaseResult] = []
     chaos: Chaos | None = None
-    for durable, group in runs:
-        if not group and (durable or args.soak_seconds <= 0):
+    for kind, group in runs:
+        if (kind == "soak" and args.soak_seconds <= 0) or (kind != "soak" and not group):
             continue
-        chaos = Chaos(args, durable_broker=durable)
+        chaos = Chaos(args, durable_broker=kind == "durable")
         try:
             chaos.setup()
             chaos.results.append(chaos.run_phase("none", duration=args.phase_seconds / 2, down_s=0))
@@ -516,7 +519,7 @@ def main() -> int:
                 print(f"chaos: {fault} ...", flush=True)
                 chaos.results.append(chaos.run_phase(fault, duration=args.phase_seconds,
                                                      down_s=10.0 if fault == "mysql" else 3.0))
-            if not durable and args.soak_seconds > 0:
+            if kind == "soak":
                 print(f"chaos: soak {args.soak_seconds:.0f} s ...", flush=True)
                 chaos.results.append(chaos.run_soak(args.soak_seconds))
         finally:
