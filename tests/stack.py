@@ -2,6 +2,7 @@
 and Celery workers as subprocesses, on the test database, Redis db, Kafka broker
 and topic prefix that pyproject.toml's pytest env sets."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -85,12 +86,23 @@ class Process:
             self.proc.wait()
 
     def stop(self, timeout: float = 10) -> None:
-        if self.proc and self.proc.poll() is None:
+        if self.running():
+            self.signal_stop()
+            self.wait_stopped(timeout)
+
+    def signal_stop(self) -> None:
+        """SIGTERM to the process group, without waiting."""
+        assert self.proc is not None
+        with contextlib.suppress(ProcessLookupError):
             os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+
+    def wait_stopped(self, timeout: float = 10) -> None:
+        """Wait for a signalled process to exit; kill -9 after timeout."""
+        assert self.proc is not None
+        try:
+            self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.kill()
 
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
@@ -169,5 +181,9 @@ class Stack:
             raise
 
     def stop(self) -> None:
-        for p in self.all():
-            p.stop()
+        # All at once, as start does: each process's shutdown is mostly waiting.
+        running = [p for p in self.all() if p.running()]
+        for p in running:
+            p.signal_stop()
+        for p in running:
+            p.wait_stopped()
