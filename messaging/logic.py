@@ -10,9 +10,9 @@ For each batch read from `gochat.messages.upstream`:
    Kafka record per gateway; the next batch does not wait for their acknowledgement;
 5. once they are acknowledged, store the upstream offsets, which librdkafka commits
    in the background (a batch consumed twice is harmless).
-A failure anywhere rewinds to the batch's first offsets and retries: every step
-is idempotent, so a batch consumed twice changes nothing but duplicate pushes,
-which clients drop by message_id.
+A failure anywhere rewinds to the first offsets of every batch not yet stored and
+retries: every step is idempotent, so a batch consumed twice changes nothing but
+duplicate pushes, which clients drop by message_id.
 """
 
 import contextlib
