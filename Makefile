@@ -38,7 +38,7 @@ bench: venv
 # Faults under load (docs/reliability.md): kill -9 of each process, Redis restarted
 # empty, MySQL stopped for 10 s, the broker killed and restarted on its s3:// storage
 # (a stack of its own), then a 30-minute soak on a fresh stack, at the rate the bundled
-# broker holds that long (docs/reliability.md). CI runs the faults without the soak.
+# broker holds that long (docs/reliability.md). CI runs the faults and a 120 s soak.
 CHAOS_ARGS ?= --soak-seconds 1800 --soak-rate 15
 chaos: venv
 	$(PY) -m chaos $(CHAOS_ARGS)

