@@ -10,7 +10,11 @@ Twisted's plain TCP connections.
 
 Only when nothing is buffered: then writing now keeps the order of the bytes. Anything
 the kernel does not take, and every error, goes the usual way (buffered, sent or
-reported as a lost connection by the reactor).
+reported as a lost connection by the reactor). A streaming producer that is not paused
+is fine: Daphne's connections carry one (the HTTP channel registers itself before the
+WebSocket upgrade and stays), and Twisted only pauses it when the buffer fills, which
+an empty buffer does not. A pull producer is asked for more data when the buffer
+drains, so its writes keep the buffered path.
 """
 
 import logging
@@ -19,8 +23,8 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 # What the patch reads; _tempDataLen is set per instance (missing: treated as buffered).
-_STATE = ("connected", "disconnecting", "_writeDisconnected", "dataBuffer", "offset", "producer", "TLS",
-          "writeSomeData")
+_STATE = ("connected", "disconnecting", "_writeDisconnected", "dataBuffer", "offset", "producer",
+          "streamingProducer", "producerPaused", "TLS", "writeSomeData")
 
 
 def install() -> bool:
@@ -36,7 +40,7 @@ def install() -> bool:
 
     def write(self: Any, data: bytes) -> None:
         if (data and self.connected and not self.disconnecting and not self._writeDisconnected
-                and not self.TLS and self.producer is None
+                and not self.TLS and (self.producer is None or (self.streamingProducer and not self.producerPaused))
                 and not getattr(self, "_tempDataLen", 1) and self.offset == len(self.dataBuffer)):
             sent = self.writeSomeData(data)
             if isinstance(sent, int) and sent > 0:  # an exception: the reactor reports the loss

@@ -64,3 +64,60 @@ def test_install_is_idempotent() -> None:
     assert twisted_writes.install()
     assert twisted_writes.install()
     assert tcp.Connection.write.gochat_eager
+
+
+class _Producer:
+    """Records what the transport asks of it (Twisted's IPushProducer/IPullProducer)."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+
+    def pauseProducing(self) -> None:
+        self.calls.append("pause")
+
+    def resumeProducing(self) -> None:
+        self.calls.append("resume")
+
+    def stopProducing(self) -> None:
+        self.calls.append("stop")
+
+
+def test_a_connection_with_a_streaming_producer_sends_at_once(connection) -> None:
+    """Daphne's WebSocket connections keep the HTTP channel as their streaming producer:
+    the case that matters in production."""
+    conn, theirs, reactor = connection
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    conn.write(b"frame-1")
+    assert reactor.getWriters() == []
+    theirs.settimeout(5)
+    assert theirs.recv(100) == b"frame-1"
+    assert producer.calls == []
+
+
+def test_a_full_buffer_still_pauses_a_streaming_producer(connection) -> None:
+    conn, theirs, reactor = connection
+    producer = _Producer()
+    conn.registerProducer(producer, True)
+    big = bytes(range(256)) * 40_000
+    conn.write(big)
+    assert producer.calls == ["pause"] and conn.producerPaused
+    conn.write(b"after")  # paused: buffered behind the rest
+    assert reactor.getWriters() == [conn]
+    assert _read_all(theirs, len(big) + 5, conn) == big + b"after"
+    # Twisted pauses again for each write over the limit, and resumes it once drained.
+    assert producer.calls[-1] == "resume" and set(producer.calls[:-1]) == {"pause"}
+    assert not conn.producerPaused
+
+
+def test_a_pull_producer_keeps_the_buffered_path(connection) -> None:
+    """A pull producer is asked for more once the buffer drains; an eager write would
+    skip that request."""
+    conn, theirs, reactor = connection
+    producer = _Producer()
+    conn.registerProducer(producer, False)
+    assert producer.calls == ["resume"]  # Twisted asks a pull producer at once
+    conn.write(b"chunk")
+    assert reactor.getWriters() == [conn]
+    assert _read_all(theirs, 5, conn) == b"chunk"
+    assert producer.calls == ["resume", "resume"]
