@@ -83,6 +83,8 @@ def celery_transport_options() -> dict[str, Any]:
             persist_topic(): {"fetch.wait.max.ms": settings.GOCHAT_PERSIST_FETCH_WAIT_MS},
         },
         "kafka_producer_config": {"linger.ms": 0, "acks": "all", "on_delivery": celery_delivery_report},
+        # gochat_project.kombu_kafka: acks are committed together, at most this often.
+        "kafka_commit_interval_ms": settings.GOCHAT_CELERY_COMMIT_INTERVAL_MS,
         "num_partitions": settings.GOCHAT_PERSIST_PARTITIONS,
     }
 

@@ -60,6 +60,9 @@ GOCHAT_UPSTREAM_LINGER_MS = env.float("GOCHAT_UPSTREAM_LINGER_MS", default=5.0)
 # 10 ms). The bundled broker answers a fetch only after this wait and spends CPU on each
 # one; persistence is off the ack's path, so it can fetch less often (docs/benchmarks.md).
 GOCHAT_PERSIST_FETCH_WAIT_MS = env.int("GOCHAT_PERSIST_FETCH_WAIT_MS", default=100)
+# Celery workers commit the offsets of acked tasks together, at most this often
+# (gochat_project/kombu_kafka.py; 0: on every ack, as kombu does).
+GOCHAT_CELERY_COMMIT_INTERVAL_MS = env.int("GOCHAT_CELERY_COMMIT_INTERVAL_MS", default=200)
 GOCHAT_PERSIST_PARTITIONS = env.int("GOCHAT_PERSIST_PARTITIONS", default=1)
 GOCHAT_FANOUT_PARTITIONS = env.int("GOCHAT_FANOUT_PARTITIONS", default=1)
 GOCHAT_DOWNSTREAM_PARTITIONS = env.int("GOCHAT_DOWNSTREAM_PARTITIONS", default=1)
