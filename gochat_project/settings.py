@@ -51,9 +51,9 @@ GOCHAT_TOPIC_PREFIX = env.str("GOCHAT_TOPIC_PREFIX", default="gochat")
 # Redis keys share the topic prefix so a test run never touches a live one.
 GOCHAT_REDIS_PREFIX = env.str("GOCHAT_REDIS_PREFIX", default=GOCHAT_TOPIC_PREFIX + ":")
 GOCHAT_GATEWAY_ID = env.str("GOCHAT_GATEWAY_ID", default="gw1")
-# Up to this many logic consumers (docs/reliability.md: one partition was tried and
-# soaked; the bundled broker reached a full core within minutes with one or four).
-GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=4)
+# Up to this many logic consumers. One by default: the bundled broker stores a batch per
+# partition a produce touches and lists them all on each fetch (docs/architecture.md).
+GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=1)
 # How long a gateway gathers sends into one upstream batch (docs/benchmarks.md).
 GOCHAT_UPSTREAM_LINGER_MS = env.float("GOCHAT_UPSTREAM_LINGER_MS", default=5.0)
 # How long the persistence queue's consumer lets a fetch wait at the broker (other queues:
