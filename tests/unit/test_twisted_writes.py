@@ -1,6 +1,6 @@
-"""gochat_project.twisted_writes on a real socket pair: an idle connection sends at once
-without registering a writer; what the kernel does not take is buffered and every byte
-arrives once, in order."""
+"""gochat_project.twisted_writes on a real socket pair: what a turn writes to an idle
+connection leaves in one send at the end of the turn, without registering a writer;
+what the kernel does not take is buffered and every byte arrives once, in order."""
 
 import socket
 
@@ -25,6 +25,10 @@ def connection():
     theirs.close()
 
 
+def _end_turn(reactor: SelectReactor) -> None:
+    reactor.runUntilCurrent()  # the calls scheduled for the end of this turn
+
+
 def _read_all(sock: socket.socket, n: int, conn: tcp.Connection) -> bytes:
     got = bytearray()
     sock.settimeout(5)
@@ -35,18 +39,35 @@ def _read_all(sock: socket.socket, n: int, conn: tcp.Connection) -> bytes:
     return bytes(got)
 
 
-def test_an_idle_connection_sends_at_once_without_a_writer(connection) -> None:
+def _pending(sock: socket.socket) -> bytes:
+    sock.setblocking(False)
+    try:
+        return sock.recv(100)
+    except BlockingIOError:
+        return b""
+    finally:
+        sock.setblocking(True)
+
+
+def test_a_turn_s_writes_leave_together_at_its_end_without_a_writer(connection) -> None:
     conn, theirs, reactor = connection
+    conn.write(b"ack-1|")
     conn.write(b"frame-1")
+    assert _pending(theirs) == b""  # not yet: the turn is not over
+    _end_turn(reactor)
     assert reactor.getWriters() == []
     theirs.settimeout(5)
-    assert theirs.recv(100) == b"frame-1"
+    assert theirs.recv(100) == b"ack-1|frame-1"
+    conn.write(b"next-turn")  # the connection is idle again: the same way
+    _end_turn(reactor)
+    assert theirs.recv(100) == b"next-turn" and reactor.getWriters() == []
 
 
 def test_what_the_kernel_does_not_take_is_buffered_and_arrives_in_order(connection) -> None:
     conn, theirs, reactor = connection
     big = bytes(range(256)) * 40_000  # ~10 MB: more than the socket buffers hold
     conn.write(big)
+    _end_turn(reactor)
     assert reactor.getWriters() == [conn]  # the rest waits for the reactor
     conn.write(b"after")  # must queue behind, not jump ahead
     assert _read_all(theirs, len(big) + 5, conn) == big + b"after"
@@ -55,9 +76,19 @@ def test_what_the_kernel_does_not_take_is_buffered_and_arrives_in_order(connecti
 def test_a_lost_connection_is_left_for_the_reactor_to_report(connection) -> None:
     conn, theirs, reactor = connection
     theirs.close()
-    conn.write(b"x" * 100)  # the send fails: no exception escapes write(), the bytes are buffered
+    conn.write(b"x" * 100)  # the send fails: no exception escapes, the bytes are buffered
+    _end_turn(reactor)
     assert reactor.getWriters() == [conn]
     assert isinstance(conn.doWrite(), Exception)  # what the reactor turns into connectionLost
+
+
+def test_a_connection_closed_before_the_end_of_the_turn_sends_its_bytes_then_closes(connection) -> None:
+    conn, theirs, reactor = connection
+    conn.write(b"last words")
+    conn.loseConnection()
+    _end_turn(reactor)
+    assert reactor.getWriters() == [conn]  # the reactor drains, then closes
+    assert _read_all(theirs, 10, conn) == b"last words"
 
 
 def test_install_is_idempotent() -> None:
@@ -82,13 +113,14 @@ class _Producer:
         self.calls.append("stop")
 
 
-def test_a_connection_with_a_streaming_producer_sends_at_once(connection) -> None:
+def test_a_connection_with_a_streaming_producer_takes_the_same_path(connection) -> None:
     """Daphne's WebSocket connections keep the HTTP channel as their streaming producer:
     the case that matters in production."""
     conn, theirs, reactor = connection
     producer = _Producer()
     conn.registerProducer(producer, True)
     conn.write(b"frame-1")
+    _end_turn(reactor)
     assert reactor.getWriters() == []
     theirs.settimeout(5)
     assert theirs.recv(100) == b"frame-1"
@@ -102,6 +134,7 @@ def test_a_full_buffer_still_pauses_a_streaming_producer(connection) -> None:
     big = bytes(range(256)) * 40_000
     conn.write(big)
     assert producer.calls == ["pause"] and conn.producerPaused
+    _end_turn(reactor)
     conn.write(b"after")  # paused: buffered behind the rest
     assert reactor.getWriters() == [conn]
     assert _read_all(theirs, len(big) + 5, conn) == big + b"after"
@@ -111,8 +144,8 @@ def test_a_full_buffer_still_pauses_a_streaming_producer(connection) -> None:
 
 
 def test_a_pull_producer_keeps_the_buffered_path(connection) -> None:
-    """A pull producer is asked for more once the buffer drains; an eager write would
-    skip that request."""
+    """A pull producer is asked for more once the buffer drains; writing behind
+    Twisted's back would skip that request."""
     conn, theirs, reactor = connection
     producer = _Producer()
     conn.registerProducer(producer, False)
