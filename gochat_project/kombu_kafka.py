@@ -14,20 +14,44 @@ requeue, and when the channel closes. A
 worker killed in between runs the last interval's tasks again: GoChat's tasks are
 idempotent (a stored message is not stored twice, a chunk pushed twice is dropped by
 clients by its message_id), as with kombu's own commits for the running task.
+
+kombu also flushes the producer inside every publish. Within `unflushed_publishes()`
+a publish only hands the message to the producer, and the caller flushes the
+producers it collected when it needs the broker's acknowledgement (logic builds a
+batch's deliveries meanwhile).
 """
 
+import contextlib
 import logging
+import threading
 import time
+from collections.abc import Iterator
 from queue import Empty
 from typing import Any
 
-from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka import Consumer, Producer, TopicPartition
 from kombu.transport import confluentkafka
-from kombu.utils.json import loads
+from kombu.utils.encoding import str_to_bytes
+from kombu.utils.json import dumps, loads
 
 from gochat_project.kafka import celery_consumer_group
 
 log = logging.getLogger(__name__)
+
+
+_unflushed = threading.local()
+
+
+@contextlib.contextmanager
+def unflushed_publishes() -> Iterator[list[Producer]]:
+    """Publishes in this thread, inside the block, return without flushing; yields the
+    producers they used, for the caller to flush."""
+    producers: list[Producer] = []
+    _unflushed.producers = producers
+    try:
+        yield producers
+    finally:
+        _unflushed.producers = None
 
 
 def consumer_config(queue: str, common: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -91,6 +115,18 @@ class Channel(confluentkafka.Channel):
             consumer = self._kafka_consumers.get(queue)
             if consumer is not None and offsets:
                 consumer.commit(offsets=offsets, asynchronous=not force)
+
+    def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
+        producers = getattr(_unflushed, "producers", None)
+        if producers is None:
+            super()._put(queue, message, **kwargs)
+            return
+        name = self.sanitize_queue_name(queue)
+        producer = self._get_producer(name)
+        producer.produce(name, str_to_bytes(dumps(message)))
+        producer.poll(0)
+        if producer not in producers:
+            producers.append(producer)
 
     def _get(self, queue: str, **kwargs: Any) -> Any:
         """kombu's, with the poll cut short while acked positions wait for their commit."""

@@ -5,9 +5,11 @@ For each batch read from `gochat.messages.upstream`:
 1. check each sender may write to its conversation, and may attach the upload it names;
 2. assign message ids and seqs in one Redis call (idempotent per client_msg_id), and
    record where each upload was sent (so its readers may download it from the push on);
-3. publish ONE persistence task for the batch and wait for Kafka's acknowledgement;
-4. only then produce deliveries (acks, messages, errors, read receipts), one
-   Kafka record per gateway; the next batch does not wait for their acknowledgement;
+3. publish ONE persistence task for the batch and, while Kafka stores it, work out
+   the batch's frames and where they go; wait for Kafka's acknowledgement;
+4. only then cache the messages in Redis and produce deliveries (acks, messages,
+   errors, read receipts), one Kafka record per gateway; the next batch does not
+   wait for their acknowledgement;
 5. once they are acknowledged, store the upstream offsets, which librdkafka commits
    in the background (a batch consumed twice is harmless).
 A failure anywhere rewinds to the first offsets of every batch not yet stored and
@@ -33,7 +35,7 @@ from django.db import close_old_connections
 from fanout import presence
 from fanout.downstream import Deliveries, flush_or_raise
 from gochat_project import kafka, redis_client
-from gochat_project.celery import publish
+from gochat_project.celery import Publication, publish, publish_started
 from groups import selectors as group_selectors
 from messaging import frames, metrics, sequences
 from messaging import selectors as message_selectors
@@ -211,13 +213,22 @@ class Logic:
                     {"type": "error", "code": code, "detail": detail,
                      "client_msg_id": send.fields.get("client_msg_id")}), send.conn_id)
         payloads: list[dict[str, Any]] = []
+        persisting: Publication | None = None
         if accepted:
             assigned = self._assign(accepted, stored)
             payloads = [message_payload(s, a) for s, a in zip(accepted, assigned, strict=True)]
             self._attach_uploads(accepted, assigned)
-            self._persist(payloads)  # step 3: durable before anything is pushed
+            persisting = publish_started(persist_messages, [payloads], queue=kafka.persist_topic(),
+                                         summary=f"[{len(payloads)} messages]")
+        large = self._route(accepted, payloads, notices, deliveries)  # while the broker stores the task
+        if persisting is not None:
+            persisting.wait()  # step 3: durable before anything is cached or pushed
+            self._cache_recent(payloads)
             metrics.ACCEPTED.inc(len(payloads))
-        self._route(accepted, payloads, notices, deliveries)
+        if large:
+            from fanout.tasks import fanout_frames
+
+            publish(fanout_frames, [large], queue=kafka.fanout_topic(), summary=f"[{len(large)} frames]")
         if deliveries:
             deliveries.produce(self.producer)  # acknowledged before the batch's offsets are stored (run)
             self.producer.poll(0)
@@ -376,8 +387,8 @@ class Logic:
                                                resends={(s.sender_id, s.fields["client_msg_id"]) for s in sends})
         return _assigned_from_rows(checks.stored)
 
-    def _persist(self, payloads: list[dict[str, Any]]) -> None:
-        publish(persist_messages, [payloads], queue=kafka.persist_topic(), summary=f"[{len(payloads)} messages]")
+    @staticmethod
+    def _cache_recent(payloads: list[dict[str, Any]]) -> None:
         by_conv: dict[str, list[tuple[int, bytes]]] = defaultdict(list)
         for p in payloads:
             by_conv[p["conversation_id"]].append((p["seq"], orjson.dumps(p)))
@@ -385,9 +396,10 @@ class Logic:
                                        for p in payloads])
 
     def _route(self, sends: list[Send], payloads: list[dict[str, Any]], notices: list[dict[str, Any]],
-               deliveries: Deliveries) -> None:
+               deliveries: Deliveries) -> list[tuple[int, str]]:
         """Acks to the sending connections, then every frame to its recipients' gateways
-        (one presence lookup for the batch). Large groups go to one fan-out job."""
+        (one presence lookup for the batch). Returns the frames for large groups, which
+        go to one fan-out job."""
         pushes: list[tuple[str, list[int], str | None]] = []  # (frame, recipients, connection to skip)
         large: list[tuple[int, str]] = []  # (group id, frame) for the chunked fan-out
         for send, payload in zip(sends, payloads, strict=True):
@@ -405,10 +417,7 @@ class Logic:
         gateways = presence.gateways_of_users(u for _, users, _ in pushes for u in users)
         for frame, users, skip in pushes:
             self._to_users(deliveries, gateways, frame, users, skip)
-        if large:
-            from fanout.tasks import fanout_frames
-
-            publish(fanout_frames, [large], queue=kafka.fanout_topic(), summary=f"[{len(large)} frames]")
+        return large
 
     @staticmethod
     def _route_notices(notices: list[dict[str, Any]], pushes: list[tuple[str, list[int], str | None]],
