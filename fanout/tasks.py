@@ -19,7 +19,7 @@ from django.conf import settings
 from fanout import metrics, presence
 from fanout.downstream import Deliveries, flush_or_raise
 from gochat_project import kafka
-from gochat_project.celery import publish, retry_in_place
+from gochat_project.celery import publish_started, retry_in_place
 from groups.selectors import group_member_ids
 
 log = logging.getLogger(__name__)
@@ -50,14 +50,16 @@ def fanout_frames(items: list[tuple[int, str]]) -> int:
 
 def _fanout_frames(items: list[tuple[int, str]]) -> int:
     chunk = settings.GOCHAT_FANOUT_CHUNK
-    chunks = 0
+    pending = []  # published together, acknowledged together: not one broker round trip per chunk
     for group_id, frame in items:
         members = group_member_ids(group_id=group_id)
         for start in range(0, len(members), chunk):
             part = members[start:start + chunk]
-            publish(deliver_chunk, [frame, part], queue=kafka.fanout_topic(), summary=f"[frame, {len(part)} members]")
-            chunks += 1
-    return chunks
+            pending.append(publish_started(deliver_chunk, [frame, part], queue=kafka.fanout_topic(),
+                                           summary=f"[frame, {len(part)} members]"))
+    for publication in pending:
+        publication.wait()
+    return len(pending)
 
 
 @shared_task(name="fanout.deliver_chunk", acks_late=True)
