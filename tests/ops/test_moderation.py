@@ -159,10 +159,26 @@ def test_kafka_topics_describe_and_alter() -> None:
 
 
 def test_reseed_sequences_keeps_counters_ahead(db_reader) -> None:
+    # Right after the history is stored: the workers' commits (every 200 ms) may still
+    # be pending, which the command waits out.
     _, _, sock, cid = chat_with_stored_history(db_reader, 3, "rs")
     out = manage("reseed_sequences")
     assert out.returncode == 0 and "reseeded" in out.stdout, out.stdout + out.stderr
     assert sock.ack_for(sock.send_message(cid, "next"))["seq"] == 4
+
+
+def test_reseed_sequences_refuses_while_acked_messages_wait_for_storage(stack: Stack, db_reader) -> None:
+    _, _, sock, cid = chat_with_stored_history(db_reader, 1, "rsb")
+    stack.persist_worker.kill()
+    try:
+        assert sock.ack_for(sock.send_message(cid, "unstored"))["seq"] == 2
+        out = manage("reseed_sequences", "--wait", "1")
+        assert out.returncode == 1 and "persistence tasks are not done yet" in out.stderr, out.stdout + out.stderr
+    finally:
+        stack.persist_worker.start()
+    assert [row[0] for row in db_reader.wait_stored(cid, 2)] == [1, 2]
+    out = manage("reseed_sequences")
+    assert out.returncode == 0 and "reseeded" in out.stdout, out.stdout + out.stderr
 
 
 def test_run_gateway_starts_another_gateway() -> None:
