@@ -93,7 +93,7 @@ class Publication:
             producer.flush()
         errors = list(kafka.CELERY_PUBLISH_ERRORS)
         kafka.CELERY_PUBLISH_ERRORS.clear()
-        if errors:  # this task's, or one published with it: both are published again
+        if errors:  # this task's, or another published since the last wait: the caller publishes again
             raise KafkaException(f"{self.name} not acknowledged: {errors[0]}")
 
 
