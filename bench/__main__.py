@@ -1,8 +1,10 @@
 """GoChat benchmarks: `python -m bench [scenario ...] [options]` (`make bench` runs all).
 
-Starts its own stack (database gochat_bench, Redis db 11, a bundled broker on
-19392, topic prefix gochat_bench, gateways on 18301/18302) with DEBUG off, so it
-runs beside `make run` and the tests. Scenarios:
+Starts its own stack (database gochat_bench, Redis db 11, an embedded Apache Kafka
+node on 19392, topic prefix gochat_bench, gateways on 18301/18302) with DEBUG off, so
+it runs beside `make run` and the tests. Every stack gets a fresh broker on an empty
+log directory. Scenarios:
+  broker-idle  the Kafka broker alone (own node on 19500): idle CPU and RSS, then with idle consumers
   throughput   1:1, N pairs sending as fast as acks return (window W per sender)
   latency      1:1 at fixed total rates, sends spread evenly with random phase
   connections  idle WebSocket connections on one gateway process: RSS per connection, connect time
@@ -10,16 +12,22 @@ runs beside `make run` and the tests. Scenarios:
   baseline     a plain Channels chat (group_send on channels-redis) under the same generator
   kafka-floor  the broker's raw produce -> consume round trip
 Every figure is repeated --repeat times (min/median/max); results are printed as a
-table and written to bench-results/<timestamp>.json.
+table and written to bench-results/<timestamp>.json. Each measured window records
+every server process's CPU (% of a core, over the sending phase) and peak RSS: the
+Kafka broker (`kafka`), GoChat's processes, MariaDB and Redis.
 """
 
 import argparse
+import contextlib
 import json
 import os
 import resource
+import shutil
 import signal
 import statistics
+import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +37,7 @@ BENCH_ENV = {
     "GOCHAT_DATABASE_URL": "mysql://root@127.0.0.1:3306/gochat_bench",
     "GOCHAT_REDIS_URL": "redis://127.0.0.1:6379/11",
     "GOCHAT_KAFKA_BOOTSTRAP": "127.0.0.1:19392",
+    "GOCHAT_KAFKA_EMBEDDED": "1",
     "GOCHAT_TOPIC_PREFIX": "gochat_bench",
     "GOCHAT_GATEWAY_ID": "tgw1",
     "GOCHAT_GATEWAY_IDS": "tgw1,tgw2",
@@ -51,7 +60,7 @@ django.setup()
 
 import multiprocessing as mp  # noqa: E402
 
-from bench import loadgen  # noqa: E402
+from bench import broker_idle, loadgen  # noqa: E402
 from bench.procfs import proc_cpu_s, proc_rss_kib  # noqa: E402
 from tests.stack import GATEWAY_PORTS, VENV_BIN, Process, Stack, wait_until, ws_url  # noqa: E402
 
@@ -87,8 +96,8 @@ class Bench:
     # --- setup ------------------------------------------------------------------
 
     def start_stack(self, gochat: bool = True, fresh_db: bool = True) -> Stack | None:
-        """A fresh Redis db, broker, (unless gochat=False) GoChat's processes and (unless
-        fresh_db=False) database."""
+        """A fresh Redis db, broker (a new JVM on an empty log directory), (unless
+        gochat=False) GoChat's processes and (unless fresh_db=False) database."""
         import MySQLdb
         from django.conf import settings
         from django.core.management import call_command
@@ -99,10 +108,16 @@ class Bench:
             conn = MySQLdb.connect(host="127.0.0.1", user="root")
             conn.cursor().execute("DROP DATABASE IF EXISTS gochat_bench")
             conn.close()
+        node = services.embedded_nodes(settings.KAFKA_BOOTSTRAP)[0]
         if services.port_open(settings.KAFKA_BOOTSTRAP):
-            # A broker left by a killed run would be full of old records and skew every figure.
-            raise RuntimeError(f"{settings.KAFKA_BOOTSTRAP} is taken (a stale bench run?); stop it first")
-        self.own_broker = services.broker_start()  # the bench's own broker, on its own port
+            # A broker left by a killed run holds old topics, offsets and groups.
+            raise RuntimeError(f"{settings.KAFKA_BOOTSTRAP} is taken (a stale bench run?); stop it first "
+                               f"(its pid, if the bench started it: {node.pid_file})")
+        # The bench's own broker, on its own port, on an empty log: no topic, offset or
+        # consumer group of an earlier stack survives into this one.
+        shutil.rmtree(node.directory, ignore_errors=True)
+        self.own_broker = True  # set first: a broker that fails to register is stopped too
+        services.broker_start(settings.KAFKA_BOOTSTRAP)
         services.services_up()
         if fresh_db:
             call_command("migrate", verbosity=0)
@@ -112,7 +127,43 @@ class Bench:
         stack = Stack()
         stack.start()
         self.stack = stack
+        self.prime()
         return stack
+
+    def prime(self) -> None:
+        """One message through a fresh stack before anything is measured. Its first send
+        pays once-only costs no window should: Redis starts empty, so the logic first
+        waits for persistence to drain before it seeds sequence counters, and a new
+        broker's coordinators load while the first producers and groups use them
+        (seconds on a busy machine; more than the latency warm-up)."""
+        import asyncio
+
+        import orjson
+        import websockets
+
+        assert self.stack is not None
+        [pair] = self.pairs(1, "prime")
+
+        async def run() -> None:
+            url = ws_url("tgw1")
+            async with websockets.connect(f"{url}?token={pair.sender_token}") as sender, \
+                    websockets.connect(f"{url}?token={pair.recipient_token}") as recipient:
+                cmid = f"prime-{time.time_ns()}"
+                await sender.send(orjson.dumps({"type": "send", "client_msg_id": cmid, "body": "prime",
+                                                "conversation_id": pair.conversation_id}).decode())
+                while True:
+                    frame = orjson.loads(await recipient.recv())
+                    if frame.get("type") == "message" and frame["message"]["client_msg_id"] == cmid:
+                        return
+
+        t = time.monotonic()
+        try:
+            asyncio.run(asyncio.wait_for(run(), 90))
+        except TimeoutError as exc:
+            dead = [p.name for p in self.stack.all() if not p.running()]
+            raise RuntimeError(f"a first message was not delivered within 90 s (exited: {dead or 'none'}; "
+                               f"logs in {self.stack.logic.log_path.parent})") from exc
+        progress(f"stack primed: first message delivered in {(time.monotonic() - t) * 1000:.0f} ms")
 
     def stop_stack(self) -> None:
         from gochat_project import services
@@ -121,24 +172,40 @@ class Bench:
             self.stack.stop()
             self.stack = None
         if self.own_broker:
-            services.broker_stop()
+            from django.conf import settings
+
+            services.broker_stop(settings.KAFKA_BOOTSTRAP)
             self.own_broker = False
 
-    def server_pids(self) -> dict[str, int]:
-        """GoChat's processes plus what they stand on (the broker, MySQL, Redis)."""
-        import subprocess
+    @staticmethod
+    def broker_pid() -> int | None:
+        """The pid of the bench's broker (its node's pid file), if it runs."""
+        from django.conf import settings
 
         from gochat_project import services
 
+        pid_file = services.embedded_nodes(settings.KAFKA_BOOTSTRAP)[0].pid_file
+        return int(pid_file.read_text()) if pid_file.exists() else None
+
+    def server_pids(self) -> dict[str, int]:
+        """GoChat's processes plus what they stand on (the Kafka broker, MySQL, Redis)."""
+        from urllib.parse import urlsplit
+
+        from django.conf import settings
+
         assert self.stack is not None
         pids = {p.name: p.proc.pid for p in self.stack.all() if p.proc is not None}
-        pidfile = services.RUN_DIR / "tansu-19392.pid"
-        if pidfile.exists():
-            pids["kafka(tansu)"] = int(pidfile.read_text())
-        for name in ("mariadbd", "redis-server"):
-            found = subprocess.run(["pgrep", "-o", "-x", name], capture_output=True, text=True).stdout.split()
-            if found:
-                pids[name] = int(found[0])
+        broker = self.broker_pid()
+        if broker is not None:
+            pids["kafka"] = broker
+        # The servers the bench's stack uses: the ones listening on its ports (other
+        # MariaDB and Redis instances may run on this machine).
+        redis_port = urlsplit(settings.GOCHAT_REDIS_URL).port or 6379
+        for name, port in (("mariadbd", int(settings.DATABASES["default"]["PORT"] or 3306)),
+                           ("redis-server", redis_port)):
+            pid = listener_pid(port)
+            if pid is not None:
+                pids[name] = pid
         return pids
 
     def users(self, count: int, prefix: str) -> list[tuple[int, str]]:
@@ -200,6 +267,8 @@ class Bench:
         pids = server_pids if server_pids is not None else self.server_pids()
         by_window: dict[int, list[loadgen.WorkerResult]] = {n: [] for n in range(windows)}
         runs = []
+        sampler = Sampler(pids)
+        sampler.start()
         cpu0 = {n: proc_cpu_s(pid) for n, pid in pids.items()}
         t0 = time.monotonic()
         go.set()
@@ -220,10 +289,16 @@ class Bench:
                 merged.acked_ids += r.acked_ids
                 merged.cpu_s += r.cpu_s
                 merged.connect_failures += r.connect_failures
+            # The sending phase every worker was in (CLOCK_MONOTONIC is system-wide).
+            send_from = max(r.send_from for r in by_window[n])
+            send_until = min(r.send_until for r in by_window[n])
+            cpu_pct, rss_mib = sampler.between(send_from, send_until)
             runs.append({"result": merged, "elapsed": time.monotonic() - t0,
                          "server_cpu_s": {name: round(cpu1[name] - cpu0[name], 2) for name in pids},
+                         "server_cpu_pct": cpu_pct, "server_rss_mib": rss_mib,
                          "generator_cpu_s": round(merged.cpu_s, 2)})
             cpu0, t0 = cpu1, time.monotonic()
+        sampler.stop()
         for p in procs:
             p.join(10)
         return runs
@@ -255,9 +330,9 @@ class Bench:
         runs = []
         for i in range(a.repeat):
             if i and not baseline:
-                # A fresh broker and processes per run, as per latency rate: the in-memory
-                # broker slows as its log grows (it has no retention), and run 3 would pay
-                # for runs 1 and 2. The database keeps growing, as a real one does.
+                # A fresh broker and processes per run, as per latency rate, keep the runs
+                # independent: no run starts behind an earlier one's backlog or on its
+                # topics. The database keeps growing, as a real one does.
                 self.stop_stack()
                 self.start_stack(fresh_db=False)
             pairs = self.pairs(a.pairs, f"tp{i}x" if not baseline else "", baseline=baseline)
@@ -271,7 +346,8 @@ class Bench:
                    "delivered_per_s": round(res.delivered / duration), "acked_per_s": round(res.acked / duration),
                    "p50_ms": round(percentile(res.latencies_ms, 50), 1),
                    "p99_ms": round(percentile(res.latencies_ms, 99), 1),
-                   "server_cpu_s": r["server_cpu_s"], "generator_cpu_s": r["generator_cpu_s"]}
+                   "server_cpu_s": r["server_cpu_s"], "server_cpu_pct": r["server_cpu_pct"],
+                   "server_rss_mib": r["server_rss_mib"], "generator_cpu_s": r["generator_cpu_s"]}
             run["undelivered"] = res.acked - min(res.acked, res.delivered)  # acked, never pushed (after drain)
             if not baseline:
                 run["persistence"] = self.persisted(res.acked_ids)
@@ -287,8 +363,8 @@ class Bench:
         out: dict[str, Any] = {}
         for n, rate in enumerate(a.rates):
             if n and not baseline:
-                # A fresh stack (and broker) per rate, as per scenario: the in-memory broker
-                # slows as it fills, and a rate measured after the others would pay for them.
+                # A fresh stack (and broker) per rate, as per scenario, keeps the rates
+                # independent: a rate measured after the others starts on empty topics too.
                 self.stop_stack()
                 self.start_stack()
             pairs = self.pairs(a.latency_pairs, f"lat{rate}x" if not baseline else "", baseline=baseline)
@@ -306,11 +382,15 @@ class Bench:
                        "p95_ms": round(percentile(res.latencies_ms, 95), 2),
                        "p99_ms": round(percentile(res.latencies_ms, 99), 2),
                        "max_ms": round(max(res.latencies_ms or [float("nan")]), 2),
-                       "server_cpu_s": r["server_cpu_s"], "generator_cpu_s": r["generator_cpu_s"]}
+                       "server_cpu_s": r["server_cpu_s"], "server_cpu_pct": r["server_cpu_pct"],
+                       "server_rss_mib": r["server_rss_mib"], "generator_cpu_s": r["generator_cpu_s"]}
                 runs.append(run)
                 progress(f"latency {rate}/s window {i + 1}: {run}")
             out[str(rate)] = {"runs": runs, "p50_ms": spread([r["p50_ms"] for r in runs]),
                               "p99_ms": spread([r["p99_ms"] for r in runs])}
+            if not baseline:
+                out[str(rate)]["kafka_cpu_pct"] = spread([r["server_cpu_pct"].get("kafka", float("nan"))
+                                                          for r in runs])
         return out
 
     def connections(self) -> dict[str, Any]:
@@ -455,6 +535,20 @@ class Bench:
         while not consumer.assignment():
             consumer.poll(0.1)
         producer = Producer(kafka.producer_config(**{"linger.ms": 0}))
+        # Round trips before the clock starts: on a fresh broker an idempotent producer
+        # waits seconds for its producer id (the coordinator loads), and the consumer's
+        # position ("latest") is set by its first fetch; a probe sent before is skipped.
+        deadline = time.monotonic() + 60
+        while not any(m.error() is None and m.value() == b"probe"
+                      for m in kafka.consume_available(consumer, 100, 0.5)):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"no round trip through {topic} within 60 s")
+            producer.produce(topic, b"probe")
+            producer.flush(10)
+        broker = self.broker_pid()
+        assert broker is not None
+        cpu0, rss_max = proc_cpu_s(broker), proc_rss_kib(broker)
+        t0 = time.monotonic()
         latencies: list[float] = []
         warmup = 500  # the first fetches after a group join are slow: not the floor
         n = self.args.floor_messages + warmup
@@ -469,13 +563,22 @@ class Bench:
                 sent += 1
                 next_at += interval
             for m in kafka.consume_available(consumer, 100, 0.001):
-                if m.error() is None:
+                if m.error() is None and m.value() != b"probe":
                     latencies.append((time.monotonic() - float(m.value())) * 1000)
+        producer.flush(10)
+        broker_cpu_pct = 100 * (proc_cpu_s(broker) - cpu0) / (time.monotonic() - t0)
+        rss_max = max(rss_max, proc_rss_kib(broker))
         consumer.close()
         latencies = latencies[warmup:]
         return {"messages": len(latencies), "offered_per_s": self.args.floor_rate,
                 "p50_ms": round(percentile(latencies, 50), 2), "p99_ms": round(percentile(latencies, 99), 2),
-                "max_ms": round(max(latencies), 2)}
+                "max_ms": round(max(latencies), 2), "kafka_cpu_pct": round(broker_cpu_pct, 1),
+                "kafka_rss_mib": round(rss_max / 1024)}
+
+    def broker_idle(self) -> dict[str, Any]:
+        """The broker alone, on a node of its own (bench.broker_idle)."""
+        a = self.args
+        return broker_idle.measure(a.idle_port, a.idle_consumers, a.idle_seconds)
 
     def start_baseline(self) -> tuple[Process, str]:
         from gochat_project import services
@@ -491,6 +594,49 @@ class Bench:
         return p, f"ws://127.0.0.1:{port}/ws"
 
 
+class Sampler(threading.Thread):
+    """CPU time and RSS of the server processes every `interval` seconds, so that a
+    window's CPU is taken over its sending phase only (not the warm-up or the drain)."""
+
+    def __init__(self, pids: dict[str, int], interval: float = 0.25) -> None:
+        super().__init__(daemon=True)
+        self.pids = pids
+        self.interval = interval
+        self.samples: list[tuple[float, dict[str, float], dict[str, int]]] = []
+        self.done = threading.Event()
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            t, cpu, rss = time.monotonic(), {}, {}
+            for name, pid in self.pids.items():
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    cpu[name], rss[name] = proc_cpu_s(pid), proc_rss_kib(pid)
+            self.samples.append((t, cpu, rss))
+            self.done.wait(self.interval)
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+
+    def between(self, t0: float, t1: float) -> tuple[dict[str, float], dict[str, int]]:
+        """({name: CPU % of a core}, {name: peak RSS MiB}) over the samples within [t0, t1]."""
+        inside = [s for s in self.samples if t0 <= s[0] <= t1]
+        if len(inside) < 2:
+            return {}, {}
+        (ta, cpu_a, _), (tb, cpu_b, _) = inside[0], inside[-1]
+        pct = {n: round(100 * (cpu_b[n] - cpu_a[n]) / (tb - ta), 1) for n in cpu_b if n in cpu_a}
+        rss = {n: round(max(s[2].get(n, 0) for s in inside) / 1024) for n in self.pids}
+        return pct, rss
+
+
+def listener_pid(port: int) -> int | None:
+    """The pid of the process listening on a loopback TCP port (ss -ltnp)."""
+    done = subprocess.run(["ss", "-ltnpH", f"sport = :{port}"], capture_output=True, text=True)
+    for part in done.stdout.split("pid=")[1:]:
+        return int(part.split(",", 1)[0])
+    return None
+
+
 def spread(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values)}
 
@@ -503,7 +649,7 @@ def machine() -> dict[str, Any]:
             "python": sys.version.split()[0], "gateway_server": "daphne"}
 
 
-SCENARIOS = ["kafka-floor", "throughput", "latency", "baseline", "connections", "large-group"]
+SCENARIOS = ["broker-idle", "kafka-floor", "throughput", "latency", "baseline", "connections", "large-group"]
 
 
 def main() -> None:
@@ -516,7 +662,8 @@ def main() -> None:
     parser.add_argument("--duration", type=float, default=60.0, help="throughput window (s)")
     parser.add_argument("--baseline-duration", type=float, default=10.0, help="baseline throughput window (s)")
     parser.add_argument("--window", type=int, default=4, help="unacked sends per sender (throughput)")
-    parser.add_argument("--rates", type=int, nargs="+", default=[100, 500, 1000])
+    parser.add_argument("--rates", type=int, nargs="+", default=[100, 500, 1000, 2000],
+                        help="latency: total offered msg/s, a fresh stack each")
     parser.add_argument("--latency-pairs", type=int, default=500)
     parser.add_argument("--latency-duration", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=10000)
@@ -525,6 +672,9 @@ def main() -> None:
     parser.add_argument("--group-sends", type=int, default=10)
     parser.add_argument("--floor-messages", type=int, default=5000)
     parser.add_argument("--floor-rate", type=int, default=1000)
+    parser.add_argument("--idle-seconds", type=float, default=30.0, help="broker-idle: each measurement (s)")
+    parser.add_argument("--idle-consumers", type=int, default=5, help="broker-idle: idle consumers")
+    parser.add_argument("--idle-port", type=int, default=19500, help="broker-idle: the node's port")
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
     parser.add_argument("--table", metavar="JSON", help="only print the table of earlier result files, merged")
     args = parser.parse_args()
@@ -550,11 +700,12 @@ def main() -> None:
     for name in chosen:
         progress(f"== {name}")
         t = time.monotonic()
-        # A fresh stack (and broker) per scenario: the bundled broker keeps every record
-        # in memory, and figures measured after earlier scenarios filled it were worse.
-        # The broker floor and the baseline do not use GoChat's processes: not started.
+        # A fresh stack (and broker) per scenario keeps the scenarios independent. The
+        # broker floor and the baseline do not use GoChat's processes: not started. The
+        # idle broker runs on a node of its own, with no stack at all.
         try:
-            bench.start_stack(gochat=name not in ("kafka-floor", "baseline"))
+            if name != "broker-idle":
+                bench.start_stack(gochat=name not in ("kafka-floor", "baseline"))
             result = run_scenario(bench, name)
         finally:
             bench.stop_stack()
@@ -570,6 +721,8 @@ def main() -> None:
 
 
 def run_scenario(bench: Bench, name: str) -> dict[str, Any]:
+    if name == "broker-idle":
+        return bench.broker_idle()
     if name == "kafka-floor":
         return bench.kafka_floor()
     if name == "throughput":
@@ -591,10 +744,19 @@ def run_scenario(bench: Bench, name: str) -> dict[str, Any]:
 def print_table(results: dict[str, Any]) -> None:
     s = results["scenarios"]
     rows = []
+    if "broker-idle" in s:
+        b = s["broker-idle"]
+        rows.append(("kafka idle, no clients: CPU % of a core / RSS MiB",
+                     f"{b['idle']['cpu_pct']} / {b['idle']['rss_mib']}"))
+        c = b["with_consumers"]
+        rows.append((f"kafka, {b['consumers']} idle consumers (fetch.wait.max.ms={b['fetch_wait_max_ms']}): "
+                     "CPU % / RSS MiB / fetches/s", f"{c['cpu_pct']} / {c['rss_mib']} / {c['fetch_requests_per_s']}"))
     if "throughput" in s:
         rows.append(("1:1 delivered msg/s (min/med/max)", fmt(s["throughput"]["delivered_per_s"])))
         rows.append(("1:1 lost / seq gaps (all runs)", f"{sum(r['lost'] for r in s['throughput']['runs'])} / "
                      f"{sum(r['persistence']['gaps'] for r in s['throughput']['runs'])}"))
+        if cpu := kafka_cpu(s["throughput"]["runs"]):
+            rows.append(("1:1 kafka CPU % of a core (share of server CPU)", cpu))
     if "baseline" in s:
         rows.append(("baseline delivered msg/s", fmt(s["baseline"]["throughput"]["delivered_per_s"])))
         rows.append(("baseline lost (acked, never delivered)",
@@ -606,12 +768,19 @@ def print_table(results: dict[str, Any]) -> None:
     if "latency" in s:
         for rate, v in s["latency"].items():
             rows.append((f"latency @{rate}/s p50 / p99 ms", f"{fmt(v['p50_ms'])} / {fmt(v['p99_ms'])}"))
+            rows.append((f"latency @{rate}/s delivered / sent (all windows)",
+                         f"{sum(r['delivered'] for r in v['runs'])} / {sum(r['sent'] for r in v['runs'])}"))
+            if cpu := kafka_cpu(v["runs"]):
+                rows.append((f"latency @{rate}/s kafka CPU % of a core (share of server CPU)", cpu))
     if "baseline" in s:
         for rate, v in s["baseline"]["latency"].items():
             rows.append((f"baseline @{rate}/s p50 / p99 ms", f"{fmt(v['p50_ms'])} / {fmt(v['p99_ms'])}"))
     if "kafka-floor" in s:
         k = s["kafka-floor"]
         rows.append((f"kafka produce->consume @{k['offered_per_s']}/s p50 / p99 ms", f"{k['p50_ms']} / {k['p99_ms']}"))
+        if "kafka_cpu_pct" in k:
+            rows.append((f"kafka produce->consume @{k['offered_per_s']}/s: CPU % / RSS MiB",
+                         f"{k['kafka_cpu_pct']} / {k['kafka_rss_mib']}"))
     if "connections" in s:
         c = s["connections"]
         rows.append(("idle connections on one gateway", f"{c['connections']} ({c['failed']} failed)"))
@@ -628,6 +797,16 @@ def print_table(results: dict[str, Any]) -> None:
 
 def fmt(v: dict[str, float]) -> str:
     return f"{v['min']} / {v['median']} / {v['max']}"
+
+
+def kafka_cpu(runs: list[dict[str, Any]]) -> str | None:
+    """The broker's CPU over the runs' sending phases: min / median / max % of a core, and
+    its median share of all server processes' CPU (GoChat's, Kafka, MariaDB, Redis)."""
+    pcts = [r["server_cpu_pct"] for r in runs if "kafka" in r.get("server_cpu_pct", {})]
+    if not pcts:
+        return None
+    share = statistics.median(100 * p["kafka"] / max(0.1, sum(p.values())) for p in pcts)
+    return f"{fmt(spread([p['kafka'] for p in pcts]))} ({share:.0f} %)"
 
 
 if __name__ == "__main__":

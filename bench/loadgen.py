@@ -45,6 +45,8 @@ class WorkerResult:
     connect_failures: int = 0
     receive_times: dict[str, list[float]] = field(default_factory=dict)  # large group: message_id -> times
     window: int = 0  # which measured window of a pairs worker
+    send_from: float = 0.0  # the window's measured sending phase (monotonic clock)
+    send_until: float = 0.0
 
 
 def _cpu() -> float:
@@ -177,6 +179,7 @@ async def _pairs_main(url: str, pairs: list[Pair], ready: Event, go: Event, out:
         cpu0 = _cpu()
         # Only the first window warms up (new conversations' first messages, consumer joins).
         warm = warmup_s if n == 0 else 0.0
+        result.send_from, result.send_until = start + warm, start + warm + duration
         for r, _, _ in live:
             r.begin(result, base, start + warm)
         await asyncio.gather(*[r.run_sender(s_ws, start + warm + duration) for r, s_ws, _ in live])

@@ -2,29 +2,32 @@
 
 Runs the whole system on its own infrastructure, so every part can be killed:
 a MariaDB instance (port 13307, data in .run/chaos/mysql), a Redis without
-persistence (16390), the bundled Tansu broker (19492) and GoChat's processes
-(two gateways on 18801/18802, logic, the persistence and fan-out workers).
+persistence (16390), a three-node Apache Kafka cluster in KRaft mode (brokers on
+19492-19494, their controllers on 20492-20494, data in .run/chaos/kafka, made afresh
+every run; gochat_project/kafka_broker.py) and GoChat's processes (two gateways on
+18801/18802, logic, the persistence and fan-out workers). GoChat's topics have
+replication factor 3 and min.insync.replicas 2, and its producers use acks=all.
 CHAOS_PORT_OFFSET=N adds N to every port (and uses .run/chaos-N), so that two
 checkouts on one machine can run it at once.
 
-While WebSocket clients (chaos/load.py) send at a steady rate, each fault is
-injected in turn and the failed part restarted, as a supervisor would:
+While WebSocket clients (chaos/load.py) send at a steady rate (--rate), each fault
+is injected in turn and the failed part restarted, as a supervisor would:
   worker    kill -9 of the persistence worker
   logic     kill -9 of the logic consumer
   gateway   kill -9 of one of the two gateways (its clients reconnect to the other and sync)
   redis     kill -9 of Redis, restarted empty (sequence counters, presence, caches gone)
   mysql     MariaDB stopped for 10 s
-  broker    kill -9 of the Kafka broker, restarted 3 s later on the same storage
-The broker fault runs first, on a stack of its own: there Tansu keeps its log in
-S3 (`s3://`, served by chaos/s3.py on 19493, a process of its own that outlives
-the broker), at --broker-rate (default 50 msg/s) with --broker-pairs clients,
-since s3:// is slower than the in-memory log the other faults use (which a
-broker restart would lose).
-Then a soak at the same rate (--soak-seconds): RSS of every process and consumer lag.
+  broker    kill -9 of the broker that leads the upstream topic, restarted 10 s later on
+            its data; GoChat's processes are not restarted. Leaders move to the two
+            survivors meanwhile; the phase checks that the node rejoins (every partition
+            of GoChat's topics back to 3 in-sync replicas within 60 s).
+Then a soak on the same cluster and processes at --soak-rate (--soak-seconds): RSS and
+CPU of every process (the three brokers included) and consumer lag.
 After each phase: every acked message is stored exactly once with the seq and id it
 was acked with, every conversation's seqs are 1..N, and every client that syncs holds
-every acked message. Prints a table, writes chaos-results/<time>.json, and exits 1 if
-anything was lost, duplicated or did not recover.
+every acked message. Prints a table (the ack pause column: the longest time no client
+got an ack), writes chaos-results/<time>.json, and exits 1 if anything was lost,
+duplicated or did not recover.
 """
 
 import argparse
@@ -46,11 +49,15 @@ ROOT = Path(__file__).resolve().parent.parent
 # CHAOS_PORT_OFFSET shifts every port, so that two checkouts can run the harness at once.
 PORT_OFFSET = int(os.environ.get("CHAOS_PORT_OFFSET", "0"))
 CHAOS_DIR = ROOT / ".run" / (f"chaos-{PORT_OFFSET}" if PORT_OFFSET else "chaos")
-MYSQL_PORT, REDIS_PORT, KAFKA_PORT, S3_PORT = (p + PORT_OFFSET for p in (13307, 16390, 19492, 19493))
+MYSQL_PORT, REDIS_PORT, KAFKA_PORT = (p + PORT_OFFSET for p in (13307, 16390, 19492))
+KAFKA_NODES = 3  # on KAFKA_PORT and the ports after it; controllers 1,000 ports above
 CHAOS_ENV = {
     "GOCHAT_DATABASE_URL": f"mysql://root@127.0.0.1:{MYSQL_PORT}/gochat_chaos",
     "GOCHAT_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
-    "GOCHAT_KAFKA_BOOTSTRAP": f"127.0.0.1:{KAFKA_PORT}",
+    "GOCHAT_KAFKA_BOOTSTRAP": ",".join(f"127.0.0.1:{KAFKA_PORT + i}" for i in range(KAFKA_NODES)),
+    "GOCHAT_KAFKA_EMBEDDED": "0",  # the harness runs the brokers itself
+    "GOCHAT_KAFKA_CREATE_TOPICS": "1",
+    "GOCHAT_KAFKA_REPLICATION_FACTOR": "-1",  # the cluster's default.replication.factor: 3
     "GOCHAT_TOPIC_PREFIX": "gochat_chaos",
     "GOCHAT_GATEWAY_ID": "tgw1",
     "GOCHAT_GATEWAY_IDS": "tgw1,tgw2",
@@ -72,33 +79,32 @@ from django.db import close_old_connections  # noqa: E402
 
 from bench.procfs import tree_cpu_s, tree_rss_kib  # noqa: E402
 from chaos.load import Load  # noqa: E402
-from gochat_project import services  # noqa: E402
+from gochat_project import kafka_broker, services  # noqa: E402
 from tests.stack import Process, Stack, wait_until, ws_url  # noqa: E402
 
 FAULTS = ["worker", "logic", "gateway", "redis", "mysql", "broker"]
-DURABLE_FAULTS = {"broker"}  # run on a stack of their own whose broker keeps its log (s3://)
-# Tansu's s3:// engine on chaos/s3.py. Every one of these must be set (FIELD-NOTES.md): without
-# the keys its S3 client asks a cloud metadata address for credentials, which must never be
-# contacted; without AWS_ALLOW_HTTP every request fails.
-S3_BROKER_ENV = {
-    "AWS_ENDPOINT": f"http://127.0.0.1:{S3_PORT}",
-    "AWS_ALLOW_HTTP": "true",
-    "AWS_ACCESS_KEY_ID": "chaos",
-    "AWS_SECRET_ACCESS_KEY": "chaos",
-    "AWS_DEFAULT_REGION": "us-east-1",
-    "AWS_METADATA_ENDPOINT": "http://127.0.0.1:9",
-    "RUST_LOG": "warn",  # the broker's own warnings and errors, in its log
-}
+REPLICAS = 3  # every partition of GoChat's topics: replication factor and, when healthy, ISR size
+BROKER_DOWN_S = 10.0
+REJOIN_TIMEOUT_S = 60.0
+BROKER_ACK_PAUSE_LIMIT_S = 10.0
 
 
 def port_ready(port: int) -> Callable[[Process], bool]:
     return lambda _: services.port_open(f"127.0.0.1:{port}")
 
 
+def admin_client() -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    from gochat_project import kafka
+
+    return AdminClient(kafka.common_config())
+
+
 class Infra:
     """What GoChat stands on, as processes this harness may kill."""
 
-    def __init__(self, durable_broker: bool = False) -> None:
+    def __init__(self) -> None:
         mysql_dir = CHAOS_DIR / "mysql"
         user = ["--user=root"] if os.geteuid() == 0 else []
         self.mysql_dir = mysql_dir
@@ -109,33 +115,96 @@ class Infra:
                              ready=port_ready(MYSQL_PORT))
         self.redis = Process("redis", ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
                                        "--save", "", "--appendonly", "no"], ready=port_ready(REDIS_PORT))
-        # The broker keeps its log in memory (fast; lost if it dies), or as objects in a
-        # local S3 (chaos/s3.py, its own process) that outlives a kill -9 of the broker.
-        self.s3 = (Process("s3", [sys.executable, "-m", "chaos.s3", str(S3_PORT), "tansu"],
-                           ready=port_ready(S3_PORT)) if durable_broker else None)
-        storage = "s3://tansu/" if durable_broker else "memory://tansu/"
-        self.broker = Process("kafka", services.broker_command(f"127.0.0.1:{KAFKA_PORT}", storage),
-                              env=S3_BROKER_ENV if durable_broker else None, ready=port_ready(KAFKA_PORT))
+        # One process per Kafka node (broker and controller), so that each can be killed alone.
+        self.kafka_dir = CHAOS_DIR / "kafka"
+        self.nodes = kafka_broker.cluster(KAFKA_PORT, KAFKA_NODES, self.kafka_dir)
+        assert kafka_broker.bootstrap(self.nodes) == CHAOS_ENV["GOCHAT_KAFKA_BOOTSTRAP"]
+        self.brokers = {n.node_id: Process(f"kafka-{n.node_id}", kafka_broker.command(n), ready=port_ready(n.port))
+                        for n in self.nodes}
 
     def all(self) -> list[Process]:
-        return [self.mysql, self.redis, *([self.s3] if self.s3 else []), self.broker]
+        return [self.mysql, self.redis, *self.brokers.values()]
 
     def start(self) -> None:
-        for port in (MYSQL_PORT, REDIS_PORT, KAFKA_PORT, *([S3_PORT] if self.s3 else [])):
+        ports = (MYSQL_PORT, REDIS_PORT, *(n.port for n in self.nodes), *(n.controller_port for n in self.nodes))
+        for port in ports:
             if services.port_open(f"127.0.0.1:{port}"):
                 raise RuntimeError(f"port {port} is taken (a stale chaos run?); the harness needs it free")
         shutil.rmtree(self.mysql_dir, ignore_errors=True)
+        shutil.rmtree(self.kafka_dir, ignore_errors=True)  # a fresh cluster every run
         CHAOS_DIR.mkdir(parents=True, exist_ok=True)
         subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.mysql_dir}",
                         "--auth-root-authentication-method=normal", "--skip-test-db",
                         *(["--user=root"] if os.geteuid() == 0 else [])],
                        check=True, capture_output=True)
-        for p in self.all():
-            p.start(timeout=60)
+        kafka_broker.prepare(self.nodes)
+        self.mysql.start(timeout=60)
+        self.redis.start(timeout=60)
+        # All nodes at once: a node opens its client port only once the controllers have a quorum.
+        for p in self.brokers.values():
+            p.launch()
+        for p in self.brokers.values():
+            p.wait_ready(120)
+        kafka_broker.wait_registered(self.nodes, 60)
 
     def stop(self) -> None:
-        for p in reversed(self.all()):
-            p.stop()
+        brokers = [p for p in self.brokers.values() if p.running()]
+        for p in brokers:  # together: a node stopping alone waits for the others to take its leaders
+            p.signal_stop()
+        for p in brokers:
+            p.wait_stopped(20)
+        self.redis.stop()
+        self.mysql.stop(timeout=30)
+
+    def broker_of(self, node_id: int) -> Process:
+        return self.brokers[node_id]
+
+
+def create_topics() -> dict[str, int]:
+    """GoChat's topics as `services up` makes them (replication factor -1: the brokers'
+    default, 3 on this cluster, min.insync.replicas 2); fails unless every partition
+    then has 3 replicas."""
+    from gochat_project import kafka
+
+    services.ensure_topics()
+    admin = admin_client()
+    wanted = kafka.all_topics()
+    meta = wait_until(lambda: _all_topics_meta(admin, wanted), 30, "GoChat's topics to have leaders", interval=0.2)
+    short = [f"{t}[{p.id}] has {len(p.replicas)} replicas" for t, tm in meta.items() for p in tm.partitions.values()
+             if len(p.replicas) != REPLICAS]
+    if short:
+        raise RuntimeError("GoChat's topics must have replication factor 3: " + "; ".join(short))
+    return {t: len(tm.partitions) for t, tm in meta.items()}
+
+
+def _all_topics_meta(admin: Any, topics: dict[str, int]) -> dict[str, Any] | None:
+    try:
+        meta = admin.list_topics(timeout=5).topics
+    except Exception:
+        return None
+    if any(t not in meta or meta[t].error is not None or any(p.leader < 0 for p in meta[t].partitions.values())
+           for t in topics):
+        return None
+    return {t: meta[t] for t in topics}
+
+
+def under_replicated(admin: Any) -> list[str]:
+    """Partitions of GoChat's topics with fewer than 3 in-sync replicas (or no leader)."""
+    from gochat_project import kafka
+
+    meta = admin.list_topics(timeout=5).topics
+    bad = []
+    for t in kafka.all_topics():
+        tm = meta.get(t)
+        if tm is None or tm.error is not None:
+            bad.append(t)
+            continue
+        bad += [f"{t}[{p.id}]" for p in tm.partitions.values() if p.leader < 0 or len(p.isrs) < REPLICAS]
+    return bad
+
+
+def partition_leader(admin: Any, topic_name: str, partition: int = 0) -> int:
+    return admin.list_topics(topic_name, timeout=5).topics[topic_name].partitions[partition].leader
 
 
 @dataclass
@@ -152,27 +221,33 @@ class PhaseResult:
     errors: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
     died: list[str] = field(default_factory=list)
-    longest_ack_pause_s: float = 0.0
+    longest_ack_pause_s: float = 0.0  # the longest time in the phase in which no client got an ack
     ack_p50_s: float = 0.0  # first send -> first ack, resends included in the wait
     ack_p99_s: float = 0.0
     recovery_s: float | None = None
+    # broker fault: the node killed, fault -> the upstream topic led by another node, and
+    # restart (client port open) -> every partition of GoChat's topics in sync on 3 replicas
+    broker_killed: str = ""
+    leader_moved_s: float | None = None
+    rejoin_s: float | None = None
     notes: list[str] = field(default_factory=list)
 
     def ok(self) -> bool:
         return (self.lost == 0 and self.duplicated == 0 and self.gaps == 0 and self.sync_missing == 0
-                and self.unacked == 0 and not self.died and (self.fault in ("none", "soak") or
-                                                              self.recovery_s is not None))
+                and self.unacked == 0 and not self.died
+                and (self.fault in ("none", "soak") or self.recovery_s is not None)
+                and (self.fault != "broker" or self.rejoin_s is not None))
 
 
 class Chaos:
-    def __init__(self, args: argparse.Namespace, durable_broker: bool = False) -> None:
+    def __init__(self, args: argparse.Namespace) -> None:
         self.args = args
-        self.durable_broker = durable_broker
-        self.infra = Infra(durable_broker)
+        self.infra = Infra()
         self.stack: Stack | None = None
         self.load: Load | None = None
         self.results: list[PhaseResult] = []
         self.soak: dict[str, Any] = {}
+        self.broker_watch: dict[str, Any] = {}
 
     # --- setup --------------------------------------------------------------------
 
@@ -184,12 +259,10 @@ class Chaos:
         self.infra.start()
         services.ensure_database()
         call_command("migrate", verbosity=0)
-        services.ensure_topics()
+        create_topics()
         self.stack = Stack()
         self.stack.start()
-        pairs, rate = ((self.args.broker_pairs, self.args.broker_rate) if self.durable_broker
-                       else (self.args.pairs, self.args.rate))
-        self.load = Load(self.pairs(pairs), [ws_url("tgw1"), ws_url("tgw2")], rate)
+        self.load = Load(self.pairs(self.args.pairs), [ws_url("tgw1"), ws_url("tgw2")], self.args.rate)
         self.load.start()
 
     def teardown(self) -> None:
@@ -217,7 +290,7 @@ class Chaos:
 
     # --- faults -------------------------------------------------------------------
 
-    def inject(self, fault: str) -> Callable[[], None]:
+    def inject(self, fault: str) -> Callable[..., None]:
         """Inject the fault now; returns the restart a supervisor would do."""
         assert self.stack is not None
         if fault == "worker":
@@ -236,16 +309,76 @@ class Chaos:
             self.infra.mysql.stop(timeout=30)  # a clean stop: the database is down, not crashed
             return self.infra.mysql.start
         if fault == "broker":
-            assert self.durable_broker, "the broker fault needs the durable (s3://) broker"
-            self.infra.broker.kill()  # its log, offsets and producer state stay in chaos/s3.py
-            return self.infra.broker.start
+            return self.kill_broker()
         raise ValueError(fault)
+
+    def kill_broker(self) -> Callable[..., None]:
+        """kill -9 of the node leading the upstream topic; GoChat's processes stay as they are.
+        A thread notes when another node leads the topic, and, after the restart, when every
+        partition of GoChat's topics is in sync on all three nodes again."""
+        from gochat_project import kafka
+
+        admin = admin_client()
+        node_id = partition_leader(admin, kafka.upstream_topic())
+        if node_id not in self.infra.brokers:
+            node_id = next(iter(self.infra.brokers))  # no leader known: any node
+        broker = self.infra.broker_of(node_id)
+        watch: dict[str, Any] = {"node": node_id, "killed_at": time.monotonic()}
+        self.broker_watch = watch
+        broker.kill()
+        restarted = threading.Event()
+
+        def follow() -> None:
+            while not restarted.is_set() and not ("leader_moved_at" in watch and "isr_shrunk_at" in watch):
+                with contextlib.suppress(Exception):
+                    if ("leader_moved_at" not in watch
+                            and partition_leader(admin, kafka.upstream_topic()) not in (node_id, -1)):
+                        watch["leader_moved_at"] = time.monotonic()
+                    if "isr_shrunk_at" not in watch and under_replicated(admin):
+                        watch["isr_shrunk_at"] = time.monotonic()
+                time.sleep(0.1)
+            restarted.wait()
+            deadline = time.monotonic() + REJOIN_TIMEOUT_S
+            while time.monotonic() < deadline:
+                with contextlib.suppress(Exception):
+                    watch["under_replicated"] = under_replicated(admin)
+                    if not watch["under_replicated"]:
+                        watch["rejoined_at"] = time.monotonic()
+                        return
+                time.sleep(0.25)
+
+        watch["thread"] = threading.Thread(target=follow, name="chaos-broker-watch", daemon=True)
+        watch["thread"].start()
+
+        def restart(timeout: float = 120) -> None:
+            watch["restart_began_at"] = time.monotonic()
+            broker.start(timeout=timeout)
+            watch["restarted_at"] = time.monotonic()
+            restarted.set()
+
+        return restart
+
+    def broker_figures(self, result: PhaseResult) -> None:
+        watch = self.broker_watch
+        watch["thread"].join(REJOIN_TIMEOUT_S + 10)
+        result.broker_killed = f"kafka-{watch['node']}"
+        if "leader_moved_at" in watch:
+            result.leader_moved_s = round(watch["leader_moved_at"] - watch["killed_at"], 2)
+        if "rejoined_at" in watch:
+            result.rejoin_s = round(watch["rejoined_at"] - watch["restarted_at"], 2)
+        moved = f"{result.leader_moved_s:.1f} s" if result.leader_moved_s is not None else "not before the restart"
+        shrunk = (f"{watch['isr_shrunk_at'] - watch['killed_at']:.1f} s" if "isr_shrunk_at" in watch
+                  else "not before the restart")
+        rejoin = (f"{result.rejoin_s:.1f} s after its restart" if result.rejoin_s is not None else
+                  f"NOT within {REJOIN_TIMEOUT_S:.0f} s: {', '.join(watch.get('under_replicated', ['?'])[:4])}")
+        started = watch.get("restarted_at", 0.0) - watch.get("restart_began_at", 0.0)
+        result.notes.append(f"killed {result.broker_killed} (upstream leader), down {BROKER_DOWN_S:.0f} s; "
+                            f"upstream led elsewhere after {moved}, ISRs down to 2 after {shrunk}; "
+                            f"restart took {started:.1f} s; ISR 3 again {rejoin}")
 
     def run_phase(self, fault: str, *, duration: float, down_s: float) -> PhaseResult:
         assert self.load is not None and self.stack is not None
         result = PhaseResult(fault)
-        if self.durable_broker:
-            result.notes.append("broker on s3://")
         load = self.load
         reconnects0 = sum(d.reconnects for d in load.devices())
         load.begin_phase(fault)
@@ -273,6 +406,8 @@ class Chaos:
         if fault != "none":
             watcher.join(60)
             result.recovery_s = self.recovery(fault_at, stored_at)
+        if fault == "broker":
+            self.broker_figures(result)
         result.longest_ack_pause_s = self.longest_ack_pause(started)
         return result
 
@@ -389,6 +524,7 @@ class Chaos:
         for d in load.devices():
             r.sync_missing += len(by_cid[d.conversation_id] - d.held.keys())
 
+
     # --- soak ---------------------------------------------------------------------
 
     def run_soak(self, seconds: float) -> PhaseResult:
@@ -397,12 +533,11 @@ class Chaos:
 
         assert self.load is not None and self.stack is not None
         procs = {p.name: p for p in [*self.stack.all(), *self.infra.all()]}
-        probes = {"upstream (logic)": kafka.GroupLagProbe(logic_group_id(), kafka.upstream_topic()),
-                  "persist (worker)": kafka.GroupLagProbe(kafka.celery_consumer_group(kafka.persist_topic()),
-                                                          kafka.persist_topic())}
+        groups = {"upstream (logic)": (logic_group_id(), kafka.upstream_topic()),
+                  "persist (worker)": (kafka.celery_consumer_group(kafka.persist_topic()), kafka.persist_topic())}
         rss: dict[str, list[int]] = {name: [] for name in procs}
         cpu: dict[str, list[float]] = {name: [] for name in procs}  # % of one core over each interval
-        lags: dict[str, list[int]] = {name: [] for name in probes}
+        lags: dict[str, list[int]] = {name: [] for name in groups}
         self.load.rate = self.args.soak_rate or self.args.rate
         self.load.begin_phase("soak")
         started = time.monotonic()
@@ -417,32 +552,42 @@ class Chaos:
                     if now > t0 and used >= used0:
                         cpu[name].append(round(100 * (used - used0) / (now - t0), 1))
                     last_cpu[name] = (now, used)
-            for name, probe in probes.items():
+            for name, (group, topic_name) in groups.items():
                 with contextlib.suppress(Exception):
-                    lags[name].append(probe.lag())
-        for probe in probes.values():
-            probe.close()
+                    lags[name].append(kafka.consumer_group_lag(group, topic_name, timeout=5.0))
+        # list(): a copy made at once, while the load's thread may still be adding to it
+        offered = sum(1 for s in self.load.senders for c in list(s.sent_at) if c.startswith("soak-"))
         result = PhaseResult("soak")
         if not self.load.end_phase(drain_timeout=self.args.drain_seconds):
             result.notes.append("sends still unacked after the soak")
         self.verify(result)
         result.died = [name for name, p in procs.items() if not p.running()]
         result.longest_ack_pause_s = self.longest_ack_pause(started)
-        self.soak = {"seconds": seconds, "rate": self.load.rate, "rss_kib": rss, "cpu_pct": cpu, "lag": lags}
+        self.soak = {"seconds": seconds, "rate": self.load.rate, "offered_rate": round(offered / seconds, 1),
+                     "rss_kib": rss, "cpu_pct": cpu, "lag": lags}
         self.load.rate = self.args.rate
         return result
 
+    @staticmethod
+    def quarters(samples: list[Any]) -> tuple[float, float]:
+        """Mean of the first and of the last quarter of the samples."""
+        q = max(1, len(samples) // 4)
+        return sum(samples[:q]) / q, sum(samples[-q:]) / q
+
     def soak_verdict(self) -> list[str]:
-        """Memory flat: after the first quarter (warm-up), no GoChat process grows by more than
-        max(16 MiB, 10 %). Lag bounded: never more than 10 s of traffic behind."""
+        """Memory flat: no GoChat process and no broker has a mean RSS in the last quarter of
+        the soak more than 10 % above its mean in the first quarter. Lag bounded: never more
+        than 10 s of traffic behind."""
         problems = []
-        gochat = {p.name for p in self.stack.all()} if self.stack else set()
+        judged = {p.name for p in self.stack.all()} if self.stack else set()
+        judged |= {p.name for p in self.infra.brokers.values()}
         for name, samples in self.soak.get("rss_kib", {}).items():
-            if name not in gochat or len(samples) < 4:
+            if name not in judged or len(samples) < 4:
                 continue
-            base = samples[len(samples) // 4]
-            if samples[-1] - base > max(16 * 1024, base // 10):
-                problems.append(f"{name} RSS grew {base // 1024} -> {samples[-1] // 1024} MiB")
+            first, last = self.quarters(samples)
+            if last > first * 1.10:
+                problems.append(f"{name} RSS grew {first / 1024:.1f} -> {last / 1024:.1f} MiB "
+                                "(first -> last quarter, more than 10 %)")
         for name, values in self.soak.get("lag", {}).items():
             if values and max(values) > self.soak["rate"] * 10:
                 problems.append(f"{name} lag reached {max(values)} records")
@@ -465,14 +610,15 @@ class Chaos:
                 "; ".join(notes))) + " |")
         if self.soak:
             lines.append("")
-            lines.append(f"soak {self.soak['seconds']:.0f} s at {self.soak['rate']:.0f} msg/s: RSS MiB first "
-                         "quarter -> end; CPU % of a core, mean of the first -> last quarter; max consumer lag")
+            lines.append(f"soak {self.soak['seconds']:.0f} s at {self.soak['rate']:.0f} msg/s "
+                         f"({self.soak['offered_rate']:.0f} offered): mean of the first -> last quarter: "
+                         "RSS MiB, CPU % of a core; max consumer lag")
             for name, samples in self.soak["rss_kib"].items():
                 if len(samples) >= 4:
-                    q = max(1, len(samples) // 4)
-                    c = self.soak["cpu_pct"].get(name) or [0.0]
-                    lines.append(f"  {name:<18} {samples[q] / 1024:7.1f} -> {samples[-1] / 1024:7.1f} MiB   "
-                                 f"CPU {sum(c[:q]) / len(c[:q]):5.1f} -> {sum(c[-q:]) / len(c[-q:]):5.1f} %")
+                    rss0, rss1 = self.quarters(samples)
+                    cpu0, cpu1 = self.quarters(self.soak["cpu_pct"].get(name) or [0.0])
+                    lines.append(f"  {name:<18} {rss0 / 1024:7.1f} -> {rss1 / 1024:7.1f} MiB   "
+                                 f"CPU {cpu0:5.1f} -> {cpu1:5.1f} %")
             for name, values in self.soak["lag"].items():
                 lines.append(f"  lag {name:<14} max {max(values, default=-1)}, last "
                              f"{values[-1] if values else -1}")
@@ -485,58 +631,50 @@ def main() -> int:
                         help=f"any of {', '.join(FAULTS)}, all, or none (only the soak)")
     parser.add_argument("--rate", type=float, default=200.0, help="messages a second, all senders together")
     parser.add_argument("--pairs", type=int, default=50)
-    parser.add_argument("--broker-rate", type=float, default=50.0,
-                        help="messages a second on the durable-broker stack (the broker fault): s3:// is slower")
-    parser.add_argument("--broker-pairs", type=int, default=20)
-    parser.add_argument("--phase-seconds", type=float, default=25.0, help="load per fault phase")
+    parser.add_argument("--phase-seconds", type=float, default=25.0,
+                        help="load per fault phase (the broker phase: at least the lead, 10 s down and 20 s more)")
     parser.add_argument("--lead-seconds", type=float, default=5.0, help="steady load before each fault")
     parser.add_argument("--drain-seconds", type=float, default=120.0)
     parser.add_argument("--soak-seconds", type=float, default=1800.0, help="0 skips the soak")
-    parser.add_argument("--soak-rate", type=float, default=0.0, help="messages a second in the soak (default: --rate)")
+    parser.add_argument("--soak-rate", type=float, default=500.0, help="messages a second in the soak")
     args = parser.parse_args()
     faults = FAULTS if "all" in args.faults else [f for f in args.faults if f != "none"]
     unknown = set(faults) - set(FAULTS)
     if unknown:
         parser.error(f"unknown fault(s): {', '.join(sorted(unknown))}")
 
-    # The broker fault needs a broker that keeps its log: its phases run first, on a stack of
-    # their own (the s3:// engine is slower); the other faults run on memory://, and the soak
-    # on a fresh stack of its own: the in-memory broker slows as its log grows, and a soak
-    # after the faults would start on their log.
-    runs = [("durable", [f for f in faults if f in DURABLE_FAULTS]),
-            ("faults", [f for f in faults if f not in DURABLE_FAULTS]),
-            ("soak", [])]
-    results: list[PhaseResult] = []
-    chaos: Chaos | None = None
-    for kind, group in runs:
-        if (kind == "soak" and args.soak_seconds <= 0) or (kind != "soak" and not group):
-            continue
-        chaos = Chaos(args, durable_broker=kind == "durable")
-        try:
-            chaos.setup()
-            chaos.results.append(chaos.run_phase("none", duration=args.phase_seconds / 2, down_s=0))
-            for fault in group:
-                print(f"chaos: {fault} ...", flush=True)
+    # Every fault and the soak run on one cluster and one set of GoChat processes, in turn.
+    started = time.monotonic()
+    chaos = Chaos(args)
+    try:
+        chaos.setup()
+        chaos.results.append(chaos.run_phase("none", duration=args.phase_seconds / 2, down_s=0))
+        for fault in faults:
+            print(f"chaos: {fault} ...", flush=True)
+            if fault == "broker":
+                duration = max(args.phase_seconds, args.lead_seconds + BROKER_DOWN_S + 20)
+                chaos.results.append(chaos.run_phase(fault, duration=duration, down_s=BROKER_DOWN_S))
+            else:
                 chaos.results.append(chaos.run_phase(fault, duration=args.phase_seconds,
                                                      down_s=10.0 if fault == "mysql" else 3.0))
-            if kind == "soak":
-                print(f"chaos: soak {args.soak_seconds:.0f} s ...", flush=True)
-                chaos.results.append(chaos.run_soak(args.soak_seconds))
-        finally:
-            chaos.teardown()
-            results += chaos.results
-    assert chaos is not None
-    chaos.results = results
+        if args.soak_seconds > 0:
+            print(f"chaos: soak {args.soak_seconds:.0f} s ...", flush=True)
+            chaos.results.append(chaos.run_soak(args.soak_seconds))
+    finally:
+        chaos.teardown()
     table = chaos.table()
     print(table)
-    problems = [f"{r.fault}: lost/duplicated/gaps/unsynced/unrecovered" for r in results if not r.ok()]
+    problems = [f"{r.fault}: lost/duplicated/gaps/unsynced/unrecovered" for r in chaos.results if not r.ok()]
+    problems += [f"broker: no ack for {r.longest_ack_pause_s:.1f} s (more than {BROKER_ACK_PAUSE_LIMIT_S:.0f} s)"
+                 for r in chaos.results if r.fault == "broker" and r.longest_ack_pause_s > BROKER_ACK_PAUSE_LIMIT_S]
     problems += chaos.soak_verdict()
     out = ROOT / "chaos-results"
     out.mkdir(exist_ok=True)
     path = out / time.strftime("%Y%m%d-%H%M%S.json")
-    path.write_text(json.dumps({"args": vars(args), "phases": [vars(r) for r in results],
-                                "soak": chaos.soak, "problems": problems}, indent=1))
-    print(f"written {path.relative_to(ROOT)}")
+    path.write_text(json.dumps({"args": vars(args), "phases": [vars(r) for r in chaos.results],
+                                "soak": chaos.soak, "problems": problems,
+                                "seconds": round(time.monotonic() - started)}, indent=1))
+    print(f"written {path.relative_to(ROOT)} ({time.monotonic() - started:.0f} s)")
     for p in problems:
         print(f"FAIL {p}")
     return 1 if problems else 0

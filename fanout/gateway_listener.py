@@ -118,10 +118,6 @@ class DownstreamListener(threading.Thread):
     def _end_offset(consumer: Consumer, topic: str, partition: int) -> int:
         """The end of a partition, resolved now rather than lazily at the first fetch
         (a lazy OFFSET_END would skip what is produced before it resolves).
-
-        Tansu under-reports this (FIELD-NOTES.md: start of the newest batch + 1), so
-        the listener may replay part of the last batch: duplicate pushes, which
-        clients drop by message_id, never a missed one.
         """
         try:
             _, high = consumer.get_watermark_offsets(TopicPartition(topic, partition), timeout=5)

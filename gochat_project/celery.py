@@ -1,7 +1,7 @@
 """The Celery app. Its broker is GoChat's Kafka (kombu's confluentkafka transport);
 queue names are topic names. Workers run --pool=solo with prefetch 1 and acks_late:
 kombu acks by committing the consumer's current position, so any concurrent pool
-can lose fetched tasks on a crash (FIELD-NOTES.md)."""
+can lose fetched tasks on a crash (measured: docs/reliability.md)."""
 
 import logging
 import os
@@ -25,7 +25,8 @@ def _configure() -> None:
     from gochat_project import kafka
 
     app.conf.update(
-        broker_url=f"confluentkafka://{settings.KAFKA_BOOTSTRAP}",
+        # kombu's URL holds one host; kafka_common_config gives the transport every one.
+        broker_url=f"confluentkafka://{settings.KAFKA_BOOTSTRAP.split(',')[0].strip()}",
         broker_transport="gochat_project.kombu_kafka:Transport",  # kombu's, with per-queue consumer settings
         broker_transport_options=kafka.celery_transport_options(),
         broker_connection_retry_on_startup=True,

@@ -5,12 +5,14 @@ from typing import Any
 
 from django.conf import settings
 
-# Measured on Tansu (../shared/FIELD-NOTES.md): without these a group join takes
-# ~20 s and produce->consume latency is p50 128 ms instead of ~3 ms.
+# Group timeouts: a consumer that dies (kill -9) hands its partitions on after 6 s, not
+# the client default of 45 s. A fetch waits at the broker until data arrives (Kafka
+# answers a long poll at once on a produce), so fetch.wait.max.ms bounds only idle
+# polls: 100 ms costs no latency and ~10 idle fetches a second per consumer.
 _CONSUMER_TUNING = {
     "session.timeout.ms": 6000,
-    "heartbeat.interval.ms": 500,
-    "fetch.wait.max.ms": 10,
+    "heartbeat.interval.ms": 1000,
+    "fetch.wait.max.ms": 100,
 }
 
 
@@ -47,7 +49,9 @@ def all_topics() -> dict[str, int]:
 
 
 def common_config() -> dict[str, Any]:
-    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP}
+    """Every client's connection settings: bootstrap servers and the operator's
+    security, TLS and other librdkafka settings (settings.kafka_client_settings)."""
+    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP, **settings.KAFKA_CLIENT_SETTINGS}
 
 
 def producer_config(**overrides: Any) -> dict[str, Any]:
@@ -74,18 +78,18 @@ def consumer_config(group_id: str, **overrides: Any) -> dict[str, Any]:
 
 
 def celery_transport_options() -> dict[str, Any]:
-    """kombu confluentkafka transport options (FIELD-NOTES: tuned for pick-up latency)."""
+    """kombu confluentkafka transport options: GoChat's connection and consumer settings
+    (a task is picked up as soon as it is written), an idempotent acks=all producer."""
     return {
         "kafka_common_config": common_config(),
         "kafka_consumer_config": {**_CONSUMER_TUNING, "max.poll.interval.ms": 300000},
-        # gochat_project.kombu_kafka applies these to one queue's consumer.
-        "kafka_consumer_config_by_queue": {
-            persist_topic(): {"fetch.wait.max.ms": settings.GOCHAT_PERSIST_FETCH_WAIT_MS},
-        },
-        "kafka_producer_config": {"linger.ms": 0, "acks": "all", "on_delivery": celery_delivery_report},
+        "kafka_producer_config": {"linger.ms": 0, "acks": "all", "enable.idempotence": True,
+                                  "on_delivery": celery_delivery_report},
         # gochat_project.kombu_kafka: acks are committed together, at most this often.
         "kafka_commit_interval_ms": settings.GOCHAT_CELERY_COMMIT_INTERVAL_MS,
+        # Should kombu create a queue's topic (services up normally has), as GoChat would.
         "num_partitions": settings.GOCHAT_PERSIST_PARTITIONS,
+        "replication_factor": settings.GOCHAT_KAFKA_REPLICATION_FACTOR,
     }
 
 
@@ -99,83 +103,82 @@ def celery_delivery_report(err: Any, msg: Any) -> None:
         CELERY_PUBLISH_ERRORS.append(RuntimeError(str(err)))
 
 
-class GroupLagProbe:
-    """Records of a topic not yet committed by a consumer group, measured repeatedly.
-
-    Tansu bug (FIELD-NOTES.md): a ListOffsets "latest" lookup under-reports the
-    high watermark, so query_watermark_offsets() cannot be trusted. The watermark
-    carried in fetch responses is right: the probe assigns the partitions (no
-    group join, so the group's members are not disturbed), seeks to the group's
-    committed offsets, waits for one fresh fetch per partition (a record or the
-    partition EOF) and reads get_watermark_offsets(cached=True).
-    """
-
-    def __init__(self, group_id: str, topic_name: str) -> None:
-        from confluent_kafka import Consumer
-
-        self.topic = topic_name
-        self.consumer = Consumer(consumer_config(group_id, **{"enable.partition.eof": True}))
-        self.partitions: list[int] = []
-
-    def lag(self, timeout: float = 5.0) -> int:
-        from confluent_kafka import OFFSET_BEGINNING, TopicPartition
-
-        if not self.partitions:
-            meta = self.consumer.list_topics(self.topic, timeout=timeout)
-            self.partitions = sorted(meta.topics[self.topic].partitions)
-            self.consumer.assign([TopicPartition(self.topic, p, OFFSET_BEGINNING) for p in self.partitions])
-        tps = [TopicPartition(self.topic, p) for p in self.partitions]
-        committed = {tp.partition: tp.offset for tp in self.consumer.committed(tps, timeout=timeout)}
-        for p in self.partitions:
-            start = committed[p] if committed[p] >= 0 else OFFSET_BEGINNING
-            self.consumer.seek(TopicPartition(self.topic, p, start))
-        self.consumer.resume(tps)
-        try:
-            return self._lag_after_fetch(committed, timeout)
-        finally:
-            # Between measurements the probe must not fetch: an assigned consumer keeps
-            # prefetching the whole topic (measured: logic's fence probe grew logic by
-            # 18 MiB in 4 minutes and kept the in-memory broker busy serving it).
-            self.consumer.pause(tps)
-
-    def _lag_after_fetch(self, committed: dict[int, int], timeout: float) -> int:
-        import time
-
-        from confluent_kafka import KafkaError, TopicPartition
-
-        fresh: set[int] = set()
-        deadline = time.monotonic() + timeout
-        while len(fresh) < len(self.partitions):
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"no fetch response for {self.topic} within {timeout}s")
-            for m in self.consumer.consume(num_messages=len(self.partitions), timeout=0.05):
-                error = m.error()
-                if error is None or error.code() == KafkaError._PARTITION_EOF:
-                    fresh.add(m.partition())
-        lag = 0
-        for p in self.partitions:
-            _, high = self.consumer.get_watermark_offsets(TopicPartition(self.topic, p), cached=True)
-            lag += max(0, high - max(committed[p], 0))
-        return lag
-
-    def close(self) -> None:
-        self.consumer.close()
-
-
 def consumer_group_lag(group_id: str, topic_name: str, timeout: float = 5.0, *, drain_wait: float = 0.0) -> int:
-    """The group's lag on the topic. With drain_wait, measured again every 0.2 s until it
-    is 0 or drain_wait seconds have passed: a group that commits on an interval (the
-    Celery workers, every 200 ms) lags a moment behind what it has done."""
+    """Records of the topic not yet committed by the group: the partitions' end offsets
+    (ListOffsets) minus the group's committed offsets (OffsetFetch). With drain_wait,
+    measured again every 0.2 s until it is 0 or drain_wait seconds have passed: a group
+    that commits on an interval (the Celery workers, every 200 ms) lags a moment behind
+    what it has done."""
     import time
 
-    probe = GroupLagProbe(group_id, topic_name)
     deadline = time.monotonic() + drain_wait
-    try:
-        while (lag := probe.lag(timeout)) and time.monotonic() < deadline:
+    while (lag := _group_lag_retrying(group_id, topic_name, timeout)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return lag
+
+
+def _group_lag_retrying(group_id: str, topic_name: str, timeout: float) -> int:
+    """_group_lag, asked again for up to timeout while the broker answers a retriable
+    error (NOT_COORDINATOR, COORDINATOR_LOAD_IN_PROGRESS: a new or failing-over broker)."""
+    import time
+
+    from confluent_kafka import KafkaError, KafkaException
+
+    coordinator_moving = {KafkaError.NOT_COORDINATOR, KafkaError.COORDINATOR_LOAD_IN_PROGRESS,
+                          KafkaError.COORDINATOR_NOT_AVAILABLE}
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            return _group_lag(group_id, topic_name, timeout)
+        except KafkaException as exc:
+            error = exc.args[0]
+            if not (error.retriable() or error.code() in coordinator_moving) or time.monotonic() > deadline:
+                raise
             time.sleep(0.2)
-        return lag
-    finally:
-        probe.close()
+
+
+_ADMIN: Any = None
+_OFFSET_READERS: dict[str, Any] = {}
+
+
+def _admin() -> Any:
+    from confluent_kafka.admin import AdminClient
+
+    global _ADMIN
+    if _ADMIN is None:
+        _ADMIN = AdminClient(common_config())
+    return _ADMIN
+
+
+def _offset_reader(group_id: str) -> Any:
+    """A consumer of the group that never subscribes (so it never joins the group or
+    disturbs its members), used only to read the group's committed offsets (OffsetFetch).
+    Not AdminClient.list_consumer_group_offsets: in librdkafka 2.16 it crashes the process
+    when the broker answers NOT_COORDINATOR, as a fresh or failing-over broker does
+    (seen here; librdkafka issue 5040)."""
+    from confluent_kafka import Consumer
+
+    if group_id not in _OFFSET_READERS:
+        _OFFSET_READERS[group_id] = Consumer(consumer_config(group_id))
+    return _OFFSET_READERS[group_id]
+
+
+def _group_lag(group_id: str, topic_name: str, timeout: float) -> int:
+    from confluent_kafka import TopicPartition
+    from confluent_kafka.admin import OffsetSpec
+
+    admin = _admin()
+    meta = admin.list_topics(topic_name, timeout=timeout).topics[topic_name]
+    if meta.error is not None:
+        raise RuntimeError(f"topic {topic_name}: {meta.error}")
+    partitions = [TopicPartition(topic_name, p) for p in sorted(meta.partitions)]
+    ends = admin.list_offsets({tp: OffsetSpec.latest() for tp in partitions}, request_timeout=timeout)
+    committed = {tp.partition: tp.offset for tp in _offset_reader(group_id).committed(partitions, timeout=timeout)}
+    lag = 0
+    for tp, future in ends.items():
+        end = future.result(timeout).offset
+        lag += max(0, end - max(committed.get(tp.partition, -1), 0))
+    return lag
 
 
 def celery_consumer_group(queue: str) -> str:

@@ -1,17 +1,10 @@
-"""kombu's confluentkafka transport, with consumer settings per queue and fewer commits.
+"""kombu's confluentkafka transport, with fewer commits and publishes left unflushed.
 
-kombu gives every queue's consumer the same `kafka_consumer_config`. GoChat's queues
-differ: a fan-out job is on the path of a large group's delivery, a persistence task
-is not (the sender's ack waits for the task's Kafka write, never for the worker). The
-transport option `kafka_consumer_config_by_queue` ({queue: {setting: value}}) is laid
-over the common config for that queue's consumer only.
-
-kombu commits a consumer's position on every ack: one OffsetCommit request per task,
-about 0.56 ms of the bundled broker's CPU each (docs/benchmarks.md). Here an ack only
-notes the position, and the noted positions are committed at most every
-`kafka_commit_interval_ms` (a poll waits no longer than the next one is due), before a
-requeue, and when the channel closes. A
-worker killed in between runs the last interval's tasks again: GoChat's tasks are
+kombu commits a consumer's position on every ack: one OffsetCommit request (and a
+write to the broker's offsets topic) per task. Here an ack only notes the position,
+and the noted positions are committed at most every `kafka_commit_interval_ms` (a
+poll waits no longer than the next one is due), before a requeue, and when the
+channel closes. A worker killed in between runs the last interval's tasks again: GoChat's tasks are
 idempotent (a stored message is not stored twice, a chunk pushed twice is dropped by
 clients by its message_id), as with kombu's own commits for the running task.
 
@@ -55,15 +48,14 @@ def unflushed_publishes() -> Iterator[list[Producer]]:
 
 
 def consumer_config(queue: str, common: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
-    """What kombu would configure for this queue's consumer (same group, so committed
-    offsets carry over), with the queue's own overrides on top."""
+    """What kombu configures for this queue's consumer (same group, so committed
+    offsets carry over)."""
     return {
         "group.id": celery_consumer_group(queue),
         "auto.offset.reset": "earliest",
         "enable.auto.commit": False,
         **common,
         **(options.get("kafka_consumer_config") or {}),
-        **((options.get("kafka_consumer_config_by_queue") or {}).get(queue) or {}),
     }
 
 

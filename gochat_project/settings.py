@@ -1,7 +1,8 @@
 """GoChat settings: everything comes from the environment, with local defaults
-that work on a development machine (MySQL root@127.0.0.1, Redis, the bundled
-Kafka broker). Every variable is documented in README.md."""
+that work on a development machine (MySQL root@127.0.0.1, Redis, the embedded
+Apache Kafka broker). Every variable is documented in README.md."""
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -43,25 +44,58 @@ if env.bool("GOCHAT_PROXY_SSL_HEADER", default=False):
 
 # --- GoChat ---------------------------------------------------------------
 GOCHAT_REDIS_URL = env.str("GOCHAT_REDIS_URL", default="redis://127.0.0.1:6379/0")
-# Unset: the bundled Tansu broker on 127.0.0.1:9092, started by `manage.py services up`.
+# Unset: the embedded Apache Kafka broker on 127.0.0.1:9092, which `manage.py services up`
+# installs and starts. Set: your cluster's bootstrap servers (comma-separated).
 GOCHAT_KAFKA_BOOTSTRAP = env.str("GOCHAT_KAFKA_BOOTSTRAP", default="")
-GOCHAT_BUNDLED_BROKER = not GOCHAT_KAFKA_BOOTSTRAP
 KAFKA_BOOTSTRAP = GOCHAT_KAFKA_BOOTSTRAP or "127.0.0.1:9092"
+# Whether `services up` runs the embedded broker(s) on KAFKA_BOOTSTRAP's loopback ports
+# (the test suite sets it with its own bootstrap); off for a cluster of your own.
+GOCHAT_KAFKA_EMBEDDED = env.bool("GOCHAT_KAFKA_EMBEDDED", default=not GOCHAT_KAFKA_BOOTSTRAP)
+# Topics: `services up` creates missing ones unless told the operator does; -1 replicates
+# each as the cluster's default.replication.factor says (3 on the embedded 3-node cluster).
+GOCHAT_KAFKA_CREATE_TOPICS = env.bool("GOCHAT_KAFKA_CREATE_TOPICS", default=True)
+GOCHAT_KAFKA_REPLICATION_FACTOR = env.int("GOCHAT_KAFKA_REPLICATION_FACTOR", default=-1)
+
+
+def kafka_client_settings(environment: dict[str, str]) -> dict[str, str]:
+    """librdkafka settings every producer, consumer and admin client gets (Celery's
+    included): security, SASL, TLS and client id from their own variables, and any other
+    setting from GOCHAT_KAFKA_CONFIG ("key=value;key=value")."""
+    named = {
+        "GOCHAT_KAFKA_SECURITY_PROTOCOL": "security.protocol",
+        "GOCHAT_KAFKA_SASL_MECHANISM": "sasl.mechanism",
+        "GOCHAT_KAFKA_SASL_USERNAME": "sasl.username",
+        "GOCHAT_KAFKA_SASL_PASSWORD": "sasl.password",
+        "GOCHAT_KAFKA_SSL_CA_LOCATION": "ssl.ca.location",
+        "GOCHAT_KAFKA_SSL_CERTIFICATE_LOCATION": "ssl.certificate.location",
+        "GOCHAT_KAFKA_SSL_KEY_LOCATION": "ssl.key.location",
+        "GOCHAT_KAFKA_SSL_KEY_PASSWORD": "ssl.key.password",
+        "GOCHAT_KAFKA_CLIENT_ID": "client.id",
+    }
+    config = {key: environment[var] for var, key in named.items() if environment.get(var)}
+    for item in environment.get("GOCHAT_KAFKA_CONFIG", "").split(";"):
+        if item.strip():
+            key, sep, value = item.partition("=")
+            if not sep or not key.strip():
+                raise ImproperlyConfigured(f"GOCHAT_KAFKA_CONFIG: {item!r} is not key=value")
+            config[key.strip()] = value.strip()
+    return config
+
+
+KAFKA_CLIENT_SETTINGS = kafka_client_settings(dict(os.environ))
+# The embedded broker (gochat_project/kafka_broker.py): JVM heap, and retention per
+# partition by time and size so that a broker left running for weeks stays flat.
+GOCHAT_KAFKA_HEAP = env.str("GOCHAT_KAFKA_HEAP", default="512m")
+GOCHAT_KAFKA_RETENTION_HOURS = env.int("GOCHAT_KAFKA_RETENTION_HOURS", default=24)
+GOCHAT_KAFKA_RETENTION_BYTES = env.int("GOCHAT_KAFKA_RETENTION_BYTES", default=256 * 1024 * 1024)
 GOCHAT_TOPIC_PREFIX = env.str("GOCHAT_TOPIC_PREFIX", default="gochat")
 # Redis keys share the topic prefix so a test run never touches a live one.
 GOCHAT_REDIS_PREFIX = env.str("GOCHAT_REDIS_PREFIX", default=GOCHAT_TOPIC_PREFIX + ":")
 GOCHAT_GATEWAY_ID = env.str("GOCHAT_GATEWAY_ID", default="gw1")
-# Up to this many logic consumers. One by default: the bundled broker stores a batch per
-# partition a produce touches and lists them all on each fetch (docs/architecture.md).
+# Up to this many logic consumers (docs/operations.md sizes it; `kafka_topics alter` adds more).
 GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=1)
-# How long a gateway gathers sends into one upstream batch: fewer, larger batches cost
-# the bundled broker less at load; 10 ms measured best across 100-1,000 msg/s
-# (docs/benchmarks.md).
+# How long a gateway gathers sends into one upstream Kafka batch (docs/benchmarks.md).
 GOCHAT_UPSTREAM_LINGER_MS = env.float("GOCHAT_UPSTREAM_LINGER_MS", default=10.0)
-# How long the persistence queue's consumer lets a fetch wait at the broker (other queues:
-# 10 ms). The bundled broker answers a fetch only after this wait and spends CPU on each
-# one; persistence is off the ack's path, so it can fetch less often (docs/benchmarks.md).
-GOCHAT_PERSIST_FETCH_WAIT_MS = env.int("GOCHAT_PERSIST_FETCH_WAIT_MS", default=100)
 # Celery workers commit the offsets of acked tasks together, at most this often
 # (gochat_project/kombu_kafka.py; 0: on every ack, as kombu does).
 GOCHAT_CELERY_COMMIT_INTERVAL_MS = env.int("GOCHAT_CELERY_COMMIT_INTERVAL_MS", default=200)

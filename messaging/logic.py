@@ -92,7 +92,6 @@ class Logic:
         self.producer = Producer(kafka.producer_config(on_delivery=self._on_delivery))
         worker = int(redis_client.client().incr(redis_client.key("snowflake_worker"))) % 1024
         self.snowflake = Snowflake(worker)
-        self._persist_probe: kafka.GroupLagProbe | None = None
 
     def _on_delivery(self, err: Any, msg: Any) -> None:
         if err is not None:
@@ -158,7 +157,7 @@ class Logic:
 
     @staticmethod
     def _report_lag(consumer: Consumer) -> None:
-        """Lag from the watermark of fetch responses (Tansu's ListOffsets is wrong, FIELD-NOTES.md)."""
+        """Lag from the high watermarks the fetch responses carried: no request to the broker."""
         lag = 0
         assignment = consumer.assignment()
         for tp, pos in zip(assignment, consumer.position(assignment), strict=True):
@@ -362,13 +361,11 @@ class Logic:
 
     def _await_persistence_drained(self) -> None:
         """Fence: no seq may be (re)seeded while acked messages still wait for storage."""
-        if self._persist_probe is None:
-            topic = kafka.persist_topic()
-            self._persist_probe = kafka.GroupLagProbe(kafka.celery_consumer_group(topic), topic)
+        topic = kafka.persist_topic()
         reported = time.monotonic()
         while not self.stop_event.is_set():
             try:
-                lag = self._persist_probe.lag()
+                lag = kafka.consumer_group_lag(kafka.celery_consumer_group(topic), topic)
             except Exception as exc:  # broker restarting: keep holding the sends
                 log.warning("persist backlog unknown (%s); holding sends", exc)
                 lag = -1

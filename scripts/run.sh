@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make run`: bring up the dependencies, migrate, then run every GoChat process in
-# the foreground under honcho. Ctrl-C stops them all and the bundled broker.
+# the foreground under honcho. Ctrl-C stops them all and the embedded Kafka broker.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=.venv/bin/python

@@ -1,5 +1,6 @@
-"""Session fixtures: the test's own Kafka broker (bundled Tansu on 19092), Redis db,
-MySQL database, and the live GoChat processes. Nothing is mocked."""
+"""Session fixtures: MariaDB and Redis (installed and started if down), the test's own
+Apache Kafka broker (embedded, on 19092), Redis db, MySQL database, and the live GoChat
+processes. Nothing is mocked."""
 
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -8,6 +9,29 @@ from typing import Any
 import pytest
 
 from tests.stack import Stack, wait_until
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """`manage.py services up` on the test's settings, before pytest-django creates the
+    test database: what a new machine lacks is installed and started here. The test's
+    embedded broker is stopped at the end if this run started it."""
+    from gochat_project import services
+
+    settings = services.settings
+    started = settings.GOCHAT_KAFKA_EMBEDDED and not services.port_open(settings.KAFKA_BOOTSTRAP)
+    session.config.stash[_BROKER_STARTED] = started
+    for line in services.services_up():
+        print(line)
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    from gochat_project import services
+
+    if session.config.stash.get(_BROKER_STARTED, False):
+        services.broker_stop()
+
+
+_BROKER_STARTED = pytest.StashKey[bool]()
 
 
 @pytest.fixture(scope="session")
@@ -21,17 +45,6 @@ def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> It
     yield
     with django_db_blocker.unblock():
         teardown_databases(config, verbosity=0)
-
-
-@pytest.fixture(scope="session")
-def kafka_broker() -> Iterator[None]:
-    from gochat_project import services
-
-    started = services.broker_start()
-    services.ensure_topics()
-    yield
-    if started:
-        services.broker_stop()
 
 
 @pytest.fixture(scope="session")
@@ -53,7 +66,7 @@ def clean_media() -> None:
 
 
 @pytest.fixture(scope="session")
-def stack(django_db_setup: None, django_db_blocker: Any, kafka_broker: None, clean_redis: None,
+def stack(django_db_setup: None, django_db_blocker: Any, clean_redis: None,
           clean_media: None) -> Iterator[Stack]:
     from tests.client import register
 

@@ -7,7 +7,7 @@ def test_healthz() -> None:
 
 
 @pytest.mark.django_db
-def test_readyz_with_everything_up(kafka_broker: None) -> None:
+def test_readyz_with_everything_up() -> None:
     r = Client().get("/readyz")
     assert r.status_code == 200, r.content
     assert r.json()["checks"] == {"mysql": "ok", "redis": "ok", "kafka": "ok"}

@@ -24,7 +24,7 @@ def _committed(queue: str) -> int:
 
 
 @pytest.fixture
-def queue(kafka_broker: None) -> Iterator[tuple[Any, str]]:
+def queue() -> Iterator[tuple[Any, str]]:
     name = f"test-commits-{uuid.uuid4().hex[:8]}"
     options = {**kafka.celery_transport_options(), "kafka_commit_interval_ms": 60_000, "num_partitions": 1}
     conn = Connection(f"confluentkafka://{settings.KAFKA_BOOTSTRAP}", transport="gochat_project.kombu_kafka:Transport",

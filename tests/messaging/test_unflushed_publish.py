@@ -16,7 +16,7 @@ from gochat_project.celery import Publication
 
 
 @pytest.fixture
-def queue(kafka_broker: None) -> Iterator[Any]:
+def queue() -> Iterator[Any]:
     conn = Connection(f"confluentkafka://{settings.KAFKA_BOOTSTRAP}", transport="gochat_project.kombu_kafka:Transport",
                       transport_options={**kafka.celery_transport_options(), "num_partitions": 1})
     simple = conn.SimpleQueue(f"test-unflushed-{uuid.uuid4().hex[:8]}")

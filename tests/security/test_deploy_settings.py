@@ -15,9 +15,10 @@ HOST = "chat.example.com"
 
 def production_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DJANGO_", "GOCHAT_HTTPS", "GOCHAT_HSTS",
-                                                                    "GOCHAT_PROXY_SSL"))}
+                                                                    "GOCHAT_PROXY_SSL", "GOCHAT_KAFKA_"))}
     env.update({"DJANGO_DEBUG": "0", "DJANGO_SECRET_KEY": secrets.token_urlsafe(64), "DJANGO_ALLOWED_HOSTS": HOST,
-                "GOCHAT_HTTPS": "1", "DJANGO_SETTINGS_MODULE": "gochat_project.settings"})
+                "GOCHAT_HTTPS": "1", "DJANGO_SETTINGS_MODULE": "gochat_project.settings",
+                "GOCHAT_KAFKA_BOOTSTRAP": "kafka1.example.com:9093,kafka2.example.com:9093"})
     env.update(extra)
     return env
 
@@ -30,6 +31,16 @@ def test_check_deploy_is_clean_with_the_production_switches() -> None:
     out = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], production_env())
     assert out.returncode == 0, out.stdout + out.stderr
     assert "System check identified no issues" in out.stdout, out.stdout + out.stderr
+
+
+def test_check_deploy_warns_when_production_still_uses_the_embedded_broker() -> None:
+    env = production_env()
+    del env["GOCHAT_KAFKA_BOOTSTRAP"]
+    out = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"], env)
+    assert out.returncode != 0 and "gochat.W001" in out.stderr + out.stdout, out.stdout + out.stderr
+    out = run(["manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+              production_env(GOCHAT_KAFKA_BOOTSTRAP="127.0.0.1:9092", GOCHAT_KAFKA_EMBEDDED="1"))
+    assert out.returncode != 0 and "gochat.W001" in out.stderr + out.stdout, out.stdout + out.stderr
 
 
 def test_check_deploy_names_what_plain_http_lacks() -> None:

@@ -1,4 +1,4 @@
-"""gochat_project.kombu_kafka: per-queue consumer settings over kombu's common ones."""
+"""gochat_project.kombu_kafka: the queue consumers get kombu's group and GoChat's settings."""
 
 from django.conf import settings
 
@@ -6,18 +6,21 @@ from gochat_project import kafka
 from gochat_project.kombu_kafka import consumer_config
 
 
-def test_the_persistence_queue_fetches_less_often_and_other_queues_keep_the_common_settings() -> None:
+def test_queue_consumers_keep_kombus_group_and_gochats_connection_and_tuning() -> None:
     options = kafka.celery_transport_options()
     common = options["kafka_common_config"]
 
-    persist = consumer_config(kafka.persist_topic(), common, options)
-    fanout = consumer_config(kafka.fanout_topic(), common, options)
-
-    assert persist["fetch.wait.max.ms"] == settings.GOCHAT_PERSIST_FETCH_WAIT_MS
-    assert fanout["fetch.wait.max.ms"] == options["kafka_consumer_config"]["fetch.wait.max.ms"] == 10
-    for queue, config in ((kafka.persist_topic(), persist), (kafka.fanout_topic(), fanout)):
+    for queue in (kafka.persist_topic(), kafka.fanout_topic()):
+        config = consumer_config(queue, common, options)
         # kombu's own group and commit settings: offsets committed before carry over.
         assert config["group.id"] == kafka.celery_consumer_group(queue) == f"{queue}-consumer-group"
         assert config["enable.auto.commit"] is False
         assert config["bootstrap.servers"] == settings.KAFKA_BOOTSTRAP
         assert config["session.timeout.ms"] == 6000
+        assert config["fetch.wait.max.ms"] == 100
+
+
+def test_the_celery_producer_is_idempotent_and_waits_for_every_replica() -> None:
+    producer = kafka.celery_transport_options()["kafka_producer_config"]
+    assert producer["acks"] == "all"
+    assert producer["enable.idempotence"] is True

@@ -1,6 +1,6 @@
 from typing import Any
 
-from confluent_kafka import KafkaError, KafkaException
+from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions
 from django.core.management.base import BaseCommand, CommandError
 
@@ -43,10 +43,7 @@ class Command(BaseCommand):
             try:
                 admin.create_partitions([NewPartitions(topic, partitions)])[topic].result(timeout=15)
             except KafkaException as exc:
-                if exc.args[0].code() == KafkaError._UNSUPPORTED_FEATURE:
-                    raise CommandError(f"this broker cannot add partitions (CreatePartitions unsupported; the "
-                                       f"bundled Tansu is one such). {topic} keeps {current}.") from exc
-                raise
+                raise CommandError(f"adding partitions to {topic} failed: {exc.args[0].str()}") from exc
             self.stdout.write(f"{topic}: {current} -> {partitions} partitions")
 
     def _describe(self) -> None:
