@@ -206,8 +206,14 @@ def ensure_topics(partitions: dict[str, int] | None = None) -> dict[str, int]:
             except KafkaException as exc:
                 if "already exists" not in str(exc).lower() and "TOPIC_ALREADY_EXISTS" not in str(exc):
                     raise
-    meta = admin.list_topics(timeout=5).topics
-    return {t: len(meta[t].partitions) for t in wanted if t in meta}
+    # A created topic shows in the metadata a moment after CreateTopics has answered.
+    deadline = time.monotonic() + (10 if missing and settings.GOCHAT_KAFKA_CREATE_TOPICS else 0)
+    while True:
+        meta = admin.list_topics(timeout=5).topics
+        found = {t: len(meta[t].partitions) for t in wanted if t in meta and meta[t].partitions}
+        if len(found) == len(wanted) or time.monotonic() > deadline:
+            return found
+        time.sleep(0.1)
 
 
 def services_up() -> list[str]:
