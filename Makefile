@@ -31,7 +31,7 @@ test: venv lint
 clean:
 	rm -rf $(VENV) .run
 
-# Benchmarks (docs/benchmarks.md): every scenario on a fresh stack, one warmed broker, about 20 minutes.
+# Benchmarks (docs/benchmarks.md): every scenario on a fresh stack, one warmed broker, about 16 minutes.
 BENCH_ARGS ?= --repeat 3 --duration 60 --latency-duration 8 --baseline-duration 10
 bench: venv
 	$(PY) -m bench all $(BENCH_ARGS)
