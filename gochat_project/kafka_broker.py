@@ -26,7 +26,7 @@ from django.conf import settings
 
 POM = settings.BASE_DIR / "kafka" / "pom.xml"
 LOG4J_CONFIG = settings.BASE_DIR / "kafka" / "log4j2.xml"
-LIBS = settings.BASE_DIR / ".run" / "kafka" / "libs"
+LIBS = Path(settings.GOCHAT_KAFKA_LIBS)
 
 
 class BrokerError(Exception):

@@ -231,5 +231,7 @@ def services_up() -> list[str]:
     lines.append("topics: " + ", ".join(f"{t}({n})" for t, n in topics.items()))
     if len(topics) < len(kafka.all_topics()):
         missing = sorted(set(kafka.all_topics()) - set(topics))
-        raise ServiceUnavailable("kafka", f"topics missing (GOCHAT_KAFKA_CREATE_TOPICS is off): {', '.join(missing)}")
+        why = "create them, or set GOCHAT_KAFKA_CREATE_TOPICS=1" if not settings.GOCHAT_KAFKA_CREATE_TOPICS else \
+            "created, but not in the cluster's metadata within 10 s"
+        raise ServiceUnavailable("kafka", f"topics missing ({why}): {', '.join(missing)}")
     return lines

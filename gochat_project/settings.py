@@ -86,6 +86,8 @@ KAFKA_CLIENT_SETTINGS = kafka_client_settings(dict(os.environ))
 # The embedded broker (gochat_project/kafka_broker.py): JVM heap, and retention per
 # partition by time and size so that a broker left running for weeks stays flat.
 GOCHAT_KAFKA_HEAP = env.str("GOCHAT_KAFKA_HEAP", default="512m")
+# Where Maven puts the broker's jars (resolved again when kafka/pom.xml changes).
+GOCHAT_KAFKA_LIBS = env.str("GOCHAT_KAFKA_LIBS", default=str(BASE_DIR / ".run" / "kafka" / "libs"))
 GOCHAT_KAFKA_RETENTION_HOURS = env.int("GOCHAT_KAFKA_RETENTION_HOURS", default=24)
 GOCHAT_KAFKA_RETENTION_BYTES = env.int("GOCHAT_KAFKA_RETENTION_BYTES", default=256 * 1024 * 1024)
 GOCHAT_TOPIC_PREFIX = env.str("GOCHAT_TOPIC_PREFIX", default="gochat")

@@ -122,3 +122,16 @@ def test_services_up_without_java_says_what_to_install_and_exits_non_zero(tmp_pa
                          text=True, timeout=120)
     assert out.returncode == 2, out.stdout + out.stderr
     assert "`java` not found" in out.stderr and "openjdk-17" in out.stderr, out.stderr
+
+
+def test_services_up_without_maven_says_what_to_install_and_exits_non_zero(tmp_path: Path) -> None:
+    """Java is there, the jars are not resolved yet, and Maven is missing."""
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    (bin_dir / "java").symlink_to(shutil.which("java"))
+    env = {**os.environ, "PATH": f"{bin_dir}:{VENV_BIN}", "GOCHAT_KAFKA_EMBEDDED": "1",
+           "GOCHAT_KAFKA_LIBS": str(tmp_path / "libs"), "GOCHAT_KAFKA_BOOTSTRAP": f"127.0.0.1:{PORT + 1}"}
+    out = subprocess.run([sys.executable, "manage.py", "services", "up"], cwd=ROOT, env=env, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert "`mvn` not found" in out.stderr and "apt-get install maven" in out.stderr, out.stderr
