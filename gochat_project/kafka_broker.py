@@ -15,7 +15,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import time
 import uuid
@@ -185,19 +184,15 @@ def prepare(nodes: list[Node]) -> None:
         format_storage(node, nodes, id_file.read_text().strip())
 
 
-def _port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        sock.settimeout(0.5)
-        return sock.connect_ex(("127.0.0.1", port)) == 0
-
-
 def start(nodes: list[Node], timeout: float = 90) -> bool:
     """Start the nodes that are not running; wait until every one accepts clients.
     True if any was started."""
+    from gochat_project.services import port_open  # services imports this module
+
     prepare(nodes)
     started = []
     for node in nodes:
-        if _port_open(node.port):
+        if port_open(node.address):
             continue
         with open(node.log_file, "ab") as log:
             proc = subprocess.Popen(command(node), stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -206,7 +201,7 @@ def start(nodes: list[Node], timeout: float = 90) -> bool:
         started.append((node, proc))
     deadline = time.monotonic() + timeout
     for node, proc in started:
-        while not _port_open(node.port):
+        while not port_open(node.address):
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise BrokerError(f"Kafka node {node.node_id} did not start on {node.address}; see {node.log_file}")
             time.sleep(0.1)
