@@ -48,7 +48,6 @@ BENCH_ENV = {
     "GOCHAT_THROTTLE_USER": "1000000/min",
     "GOCHAT_DAPHNE_VERBOSITY": "0",
     "DJANGO_DEBUG": "0",
-    "DJANGO_SECRET_KEY": "bench-only-secret-key-not-for-production-0123456789abcdef",
     "DJANGO_SETTINGS_MODULE": "gochat_project.settings",
 }
 os.environ.update(BENCH_ENV)

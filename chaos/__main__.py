@@ -65,7 +65,6 @@ CHAOS_ENV = {
     "GOCHAT_ACCESS_TOKEN_MINUTES": "1440",
     "GOCHAT_DAPHNE_VERBOSITY": "0",
     "DJANGO_DEBUG": "0",
-    "DJANGO_SECRET_KEY": "chaos-only-secret-key-not-for-production-0123456789abcdef",
     "DJANGO_SETTINGS_MODULE": "gochat_project.settings",
 }
 os.environ.update(CHAOS_ENV)

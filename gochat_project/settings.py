@@ -9,19 +9,17 @@ from pathlib import Path
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from gochat_project import secret_key
+
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 
-DEBUG = env.bool("DJANGO_DEBUG", default=True)
-SECRET_KEY = env.str("DJANGO_SECRET_KEY", default="")
-if not SECRET_KEY:
-    if not DEBUG:
-        raise ImproperlyConfigured(
-            "DJANGO_SECRET_KEY is not set and DJANGO_DEBUG is off: refusing to start. "
-            "Set DJANGO_SECRET_KEY to a long random string."
-        )
-    SECRET_KEY = "dev-insecure-gochat-key-do-not-use-in-production-0123456789"
+# Off unless asked for: debug pages show settings and the URL configuration to any client.
+DEBUG = env.bool("DJANGO_DEBUG", default=False)
+# DJANGO_SECRET_KEY, or the file GOCHAT_SECRET_KEY_FILE names, or one generated on the
+# first start and kept in .run/secret_key; a key known to be public is refused.
+SECRET_KEY, GOCHAT_SECRET_KEY_SOURCE = secret_key.load(dict(os.environ), BASE_DIR / ".run" / "secret_key")
 
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
 
@@ -33,7 +31,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhos
 GOCHAT_HTTPS = env.bool("GOCHAT_HTTPS", default=False)
 if GOCHAT_HTTPS:
     SECURE_SSL_REDIRECT = True
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]  # probes and scrapers inside the network
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]  # probes inside the network
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
     SECURE_HSTS_SECONDS = env.int("GOCHAT_HSTS_SECONDS", default=31536000)
@@ -41,6 +39,12 @@ if GOCHAT_HTTPS:
     SECURE_HSTS_PRELOAD = env.bool("GOCHAT_HSTS_PRELOAD", default=True)  # the directive; submitting the domain is yours
 if env.bool("GOCHAT_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+# How many reverse proxies stand in front of the gateways (nginx: 1). 0, the default:
+# the client's address is the socket's and X-Forwarded-For is ignored, because any
+# client can write it. N: the address the N-th proxy from here saw, i.e. the N-th entry
+# from the right of X-Forwarded-For (gochat_project/client_address.py). Every throttle
+# and log line uses that one address.
+GOCHAT_TRUSTED_PROXIES = env.int("GOCHAT_TRUSTED_PROXIES", default=0)
 
 # --- GoChat ---------------------------------------------------------------
 GOCHAT_REDIS_URL = env.str("GOCHAT_REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -213,6 +217,9 @@ REST_FRAMEWORK = {
         "uploads": env.str("GOCHAT_THROTTLE_UPLOADS", default="60/min"),
     },
     "UNAUTHENTICATED_USER": None,
+    # REMOTE_ADDR is already the client's address (gochat_project/client_address.py):
+    # DRF must not read X-Forwarded-For again.
+    "NUM_PROXIES": 0,
 }
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
