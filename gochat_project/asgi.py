@@ -18,6 +18,7 @@ django_asgi_app = get_asgi_application()
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
+from gochat_project.client_address import TrustedProxies  # noqa: E402
 from gochat_project.middleware import AsgiBodyLimit, daphne_skip_form_parsing  # noqa: E402
 from messaging.gateway import ChatConsumer  # noqa: E402
 
@@ -27,11 +28,14 @@ if "daphne.server" in sys.modules and os.environ.get("GOCHAT_EAGER_WRITES", "1")
 
     twisted_writes.install()
 
-application = ProtocolTypeRouter({
+application = TrustedProxies(ProtocolTypeRouter({
     "http": AsgiBodyLimit(django_asgi_app),
     "websocket": URLRouter([path("ws", ChatConsumer.as_asgi())]),
-})
+}))
 
+from gochat_project.metrics import start_metrics_server  # noqa: E402
 from gochat_project.runtime import freeze_startup_objects  # noqa: E402
+
+start_metrics_server()
 
 freeze_startup_objects()

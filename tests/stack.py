@@ -18,7 +18,8 @@ LOG_DIR = ROOT / ".run" / "test-logs" / os.environ.get("GOCHAT_TOPIC_PREFIX", "g
 VENV_BIN = Path(sys.executable).parent
 _PORT_BASE = int(os.environ.get("GOCHAT_TEST_PORT_BASE", "18000"))
 GATEWAY_PORTS = {"tgw1": _PORT_BASE + 1, "tgw2": _PORT_BASE + 2}
-METRICS_PORTS = {"logic": _PORT_BASE + 11, "persist": _PORT_BASE + 12, "fanout": _PORT_BASE + 13}
+METRICS_PORTS = {"logic": _PORT_BASE + 11, "persist": _PORT_BASE + 12, "fanout": _PORT_BASE + 13,
+                 "tgw1": _PORT_BASE + 14, "tgw2": _PORT_BASE + 15}
 
 
 def gateway_url(gateway_id: str = "tgw1") -> str:
@@ -128,17 +129,20 @@ def _log_ready(marker: str) -> Callable[[Process], bool]:
     return lambda p: marker in p.log_since_start()
 
 
-def gateway(gateway_id: str) -> Process:
-    """A gateway under Daphne (default) or uvicorn (GOCHAT_GATEWAY_SERVER=uvicorn)."""
-    port = GATEWAY_PORTS[gateway_id]
+def gateway(gateway_id: str, port: int | None = None, env: dict[str, str] | None = None) -> Process:
+    """A gateway under Daphne (default) or uvicorn (GOCHAT_GATEWAY_SERVER=uvicorn); one of
+    the stack's, or with `port` an extra one (no metrics port unless `env` gives one)."""
+    metrics_port = METRICS_PORTS[gateway_id] if port is None else 0
+    port = port or GATEWAY_PORTS[gateway_id]
     if os.environ.get("GOCHAT_GATEWAY_SERVER") == "uvicorn":
         args = [str(VENV_BIN / "uvicorn"), "gochat_project.asgi:application", "--host", "127.0.0.1", "--port",
                 str(port), "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--no-access-log",
-                "--timeout-graceful-shutdown", "5"]
+                "--no-proxy-headers", "--timeout-graceful-shutdown", "5"]
     else:
         args = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
                 "-v", os.environ.get("GOCHAT_DAPHNE_VERBOSITY", "1"), "gochat_project.asgi:application"]
-    return Process(f"gateway-{gateway_id}", args, env={"GOCHAT_GATEWAY_ID": gateway_id},
+    return Process(f"gateway-{gateway_id}", args,
+                   env={"GOCHAT_GATEWAY_ID": gateway_id, "GOCHAT_METRICS_PORT": str(metrics_port), **(env or {})},
                    ready=_http_ready(f"http://127.0.0.1:{port}/healthz"))
 
 
