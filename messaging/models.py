@@ -84,3 +84,23 @@ class HiddenMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.message_id} hidden for {self.user_id}"
+
+
+class SeqConflict(models.Model):
+    """An accepted (acknowledged) message persistence could not store because another
+    message already held its (conversation, seq): the seq fence was bypassed. It must
+    never happen (gochat_seq_conflicts_total stays 0); if it does, the message is kept
+    here whole, for the operator, rather than dropped (docs/operations.md)."""
+
+    message_id = models.BigIntegerField(primary_key=True)
+    conversation_id = models.CharField(max_length=40)
+    seq = models.BigIntegerField()
+    holder_message_id = models.BigIntegerField(help_text="the message stored at this seq")
+    message = models.JSONField(help_text="the message as logic accepted it")
+    detected_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        db_table = "seq_conflicts"
+
+    def __str__(self) -> str:
+        return f"{self.conversation_id}#{self.seq}: {self.message_id} vs {self.holder_message_id}"

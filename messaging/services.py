@@ -100,8 +100,10 @@ def _conversations_touch(messages: list[dict[str, Any]]) -> None:
 
 
 def _report_seq_conflicts(messages: list[dict[str, Any]]) -> None:
-    """Rows of this batch that are not stored because another message holds their seq."""
+    """Rows of this batch that are not stored because another message holds their seq:
+    each is counted, logged and kept whole in seq_conflicts (its sender was acked)."""
     from messaging import metrics
+    from messaging.models import SeqConflict
 
     ids = [int(m["message_id"]) for m in messages]
     stored = set(Message.objects.filter(message_id__in=ids).values_list("message_id", flat=True))
@@ -112,9 +114,15 @@ def _report_seq_conflicts(messages: list[dict[str, Any]]) -> None:
                   .values_list("message_id", flat=True).first())
         if holder is not None and holder != int(m["message_id"]):
             # A different message owns this seq: the fenced re-seeding was bypassed.
-            log.error("seq conflict", extra={"conversation_id": m["conversation_id"], "seq": m["seq"],
-                                             "message_id": m["message_id"], "holder": str(holder)})
-            metrics.SEQ_CONFLICTS.inc()
+            _, created = SeqConflict.objects.get_or_create(message_id=int(m["message_id"]), defaults={
+                "conversation_id": m["conversation_id"], "seq": m["seq"], "holder_message_id": holder,
+                "message": m})
+            if created:  # a redelivered batch is not a second conflict
+                log.error("seq conflict in %s at seq %d: message %s kept in seq_conflicts, %s holds the seq",
+                          m["conversation_id"], m["seq"], m["message_id"], holder, extra={
+                              "conversation_id": m["conversation_id"], "seq": m["seq"],
+                              "message_id": str(m["message_id"]), "holder": str(holder)})
+                metrics.SEQ_CONFLICTS.inc()
 
 
 def conversation_read(*, user_id: int, conversation_id: str, seq: int, max_seq: int) -> int:

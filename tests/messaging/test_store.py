@@ -38,3 +38,23 @@ def test_first_message_creates_both_read_states_and_later_batches_insert_none() 
     assert messages_store(messages=[_message(cid, alice, 1)]) == 0
     assert Message.objects.filter(conversation_id=cid).count() == 3
     assert ConversationState.objects.filter(conversation_id=cid).count() == 2
+
+
+def test_a_seq_conflict_is_kept_once_and_a_redelivery_is_none() -> None:
+    from messaging import metrics
+    from messaging.models import SeqConflict
+
+    alice, bob = (User.objects.create_user(username=n, password="pw-123456789") for n in ("sc-a", "sc-b"))
+    cid = f"s_{min(alice.id, bob.id)}_{max(alice.id, bob.id)}"
+    held = _message(cid, alice, 1)
+    assert messages_store(messages=[held]) == 1
+    before = metrics.SEQ_CONFLICTS._value.get()
+    assert messages_store(messages=[held]) == 0  # its own redelivery: no conflict
+    assert metrics.SEQ_CONFLICTS._value.get() == before and not SeqConflict.objects.exists()
+
+    intruder = {**_message(cid, bob, 1), "message_id": "20001", "client_msg_id": "c-other", "body": "mine"}
+    for _ in range(2):  # the second time is the batch redelivered
+        assert messages_store(messages=[intruder]) == 0
+    conflict = SeqConflict.objects.get()
+    assert (conflict.message_id, conflict.holder_message_id, conflict.message["body"]) == (20001, 10_001, "mine")
+    assert metrics.SEQ_CONFLICTS._value.get() == before + 1
