@@ -1,35 +1,69 @@
+from typing import Any
+
 from django.contrib import admin
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
+from django.core.exceptions import PermissionDenied
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
 
 from accounts import services
 from accounts.models import User
 from gochat_project.admin_tools import EstimatedCountPaginator, ReasonActionForm, log_action
 
 
+def users_moderatable(*, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+    """The accounts the acting user may see and act on: every account for a superuser;
+    ordinary users only for a moderator (never staff, never a superuser, never themselves)."""
+    if request.user.is_superuser:
+        return queryset
+    return queryset.filter(is_staff=False, is_superuser=False)
+
+
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
+    """Superusers get Django's full UserAdmin. Moderators change a nickname and ban or
+    unban ordinary users; passwords, permissions and staff accounts are not theirs."""
+
     list_display = ("id", "username", "nickname", "is_active", "is_staff", "date_joined")
     list_filter = ("is_active", "is_staff", "date_joined")
     search_fields = ("username", "nickname")
     ordering = ("-id",)
     fieldsets = (*DjangoUserAdmin.fieldsets, ("GoChat", {"fields": ("nickname",)}))
+    moderator_fieldsets = ((None, {"fields": ("username", "nickname", "is_active", "last_login", "date_joined")}),)
+    moderator_readonly_fields = ("username", "is_active", "last_login", "date_joined")  # ban/unban are actions
     show_full_result_count = False
     paginator = EstimatedCountPaginator
     action_form = ReasonActionForm
     actions = ["ban", "unban"]
 
-    @admin.action(description="Ban selected users (deactivate, close their sockets)")
+    def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
+        return users_moderatable(request=request, queryset=super().get_queryset(request))
+
+    def get_fieldsets(self, request: HttpRequest, obj: User | None = None) -> Any:
+        if request.user.is_superuser:
+            return super().get_fieldsets(request, obj)
+        return self.moderator_fieldsets
+
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None) -> Any:
+        if request.user.is_superuser:
+            return super().get_readonly_fields(request, obj)
+        return self.moderator_readonly_fields
+
+    def user_change_password(self, request: HttpRequest, id: str, form_url: str = "") -> HttpResponse:
+        if not request.user.is_superuser:
+            raise PermissionDenied  # a moderator never sets anyone's password
+        return super().user_change_password(request, id, form_url)
+
+    @admin.action(description="Ban selected users (deactivate, close their sockets)", permissions=["change"])
     def ban(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        users = list(queryset[:1000])
+        users = list(users_moderatable(request=request, queryset=queryset)[:1000])
         services.users_ban(user_ids=[u.pk for u in users])
         for user in users:
             log_action(self, request, user, "Banned")
 
-    @admin.action(description="Unban selected users")
+    @admin.action(description="Unban selected users", permissions=["change"])
     def unban(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        users = list(queryset[:1000])
+        users = list(users_moderatable(request=request, queryset=queryset)[:1000])
         services.users_unban(user_ids=[u.pk for u in users])
         for user in users:
             log_action(self, request, user, "Unbanned")

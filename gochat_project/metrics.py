@@ -1,18 +1,14 @@
-"""Prometheus exposition for every process kind: `/metrics` on the gateway (a
-Django view), and a small HTTP server on GOCHAT_METRICS_PORT in logic and the
-Celery workers."""
+"""Prometheus exposition for every process kind: a small HTTP server on
+GOCHAT_METRICS_PORT (127.0.0.1 unless GOCHAT_METRICS_ADDR says otherwise), apart from
+the clients' port: pipeline internals (lag, queue depths, error counts) are for the
+operator's scraper, not for whoever can reach the chat."""
 
 import logging
 import os
 
-from django.http import HttpRequest, HttpResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest, start_http_server
+from prometheus_client import start_http_server
 
 log = logging.getLogger(__name__)
-
-
-def metrics_view(request: HttpRequest) -> HttpResponse:
-    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
 def start_metrics_server() -> int | None:

@@ -4,14 +4,12 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from gochat_project import health
 from gochat_project.errors import api_not_found
-from gochat_project.metrics import metrics_view
 from gochat_project.web import web_asset, web_index
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", health.healthz),
     path("readyz", health.readyz),
-    path("metrics", metrics_view),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema")),
     path("api/", include("accounts.api.urls")),

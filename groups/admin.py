@@ -27,7 +27,11 @@ class GroupAdmin(admin.ModelAdmin):
         url = reverse("admin:groups_groupmember_changelist") + f"?group__id__exact={obj.pk}"
         return format_html('<a href="{}">{} members</a>', url, obj.member_count)
 
-    @admin.action(description="Dissolve selected groups")
+    def get_readonly_fields(self, request: HttpRequest, obj: Group | None = None) -> tuple[str, ...]:
+        # Handing a group to another owner is not moderation: only a superuser edits `owner`.
+        return self.readonly_fields if request.user.is_superuser else (*self.readonly_fields, "owner")
+
+    @admin.action(description="Dissolve selected groups", permissions=["change"])
     def dissolve(self, request: HttpRequest, queryset: QuerySet[Group]) -> None:
         for group in queryset.filter(dissolved=False)[:500]:
             services.group_dissolve_moderated(group=group)
@@ -54,18 +58,18 @@ class GroupMemberAdmin(admin.ModelAdmin):
             services.group_member_moderate(member=member, **changes)  # type: ignore[arg-type]
             log_action(self, request, member, what)
 
-    @admin.action(description="Mute selected members")
+    @admin.action(description="Mute selected members", permissions=["change"])
     def mute(self, request: HttpRequest, queryset: QuerySet[GroupMember]) -> None:
         self._update(request, queryset, "Muted", muted=True)
 
-    @admin.action(description="Unmute selected members")
+    @admin.action(description="Unmute selected members", permissions=["change"])
     def unmute(self, request: HttpRequest, queryset: QuerySet[GroupMember]) -> None:
         self._update(request, queryset, "Unmuted", muted=False)
 
-    @admin.action(description="Make selected members admins")
+    @admin.action(description="Make selected members admins", permissions=["change"])
     def make_admin(self, request: HttpRequest, queryset: QuerySet[GroupMember]) -> None:
         self._update(request, queryset, "Made admin", role=Role.ADMIN)
 
-    @admin.action(description="Make selected members plain members")
+    @admin.action(description="Make selected members plain members", permissions=["change"])
     def make_member(self, request: HttpRequest, queryset: QuerySet[GroupMember]) -> None:
         self._update(request, queryset, "Made member", role=Role.MEMBER)

@@ -63,7 +63,7 @@ class MessageAdmin(admin.ModelAdmin):
     def sent_at(self, obj: Message) -> str:
         return datetime.fromtimestamp(obj.ts / 1000, UTC).strftime("%Y-%m-%d %H:%M:%S")
 
-    @admin.action(description="Recall selected messages (body removed, members notified)")
+    @admin.action(description="Recall selected messages (body removed, members notified)", permissions=["change"])
     def recall(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
         for message in queryset[:500]:
             services.message_recall(message_id=message.message_id, conversation_id=message.conversation_id,
@@ -72,3 +72,9 @@ class MessageAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False  # messages enter through the pipeline only
+
+    def has_change_permission(self, request: HttpRequest, obj: Message | None = None) -> bool:
+        # A moderator recalls (the action) and never rewrites what someone said: the form is view-only.
+        if obj is not None and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)

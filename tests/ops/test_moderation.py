@@ -2,6 +2,8 @@
 command logs into /admin/ over HTTP, bans and recalls; the effects reach sockets
 on both gateways. Every manage.py command runs against the live services."""
 
+import contextlib
+import os
 import re
 import subprocess
 import sys
@@ -15,18 +17,19 @@ from tests.client import PASSWORD, Socket, chat_with_stored_history, register, s
 from tests.stack import METRICS_PORTS, ROOT, Process, Stack, gateway_url, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
+PREFIX = os.environ["GOCHAT_TOPIC_PREFIX"]  # gochat_test, or an isolated session's own
 
 
-def manage(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+def manage(*args: str, timeout: float = 120, stdin: str = "") -> subprocess.CompletedProcess[str]:
     return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, capture_output=True, text=True,
-                          timeout=timeout)
+                          timeout=timeout, input=stdin)
 
 
 @pytest.fixture(scope="module")
 def moderator() -> requests.Session:
     """A moderator made by `create_moderator`, logged into /admin/ like a browser."""
     name = f"mod{uuid.uuid4().hex[:8]}"
-    out = manage("create_moderator", name, "--password", PASSWORD)
+    out = manage("create_moderator", name, stdin=PASSWORD + "\n")
     assert out.returncode == 0, out.stderr
     assert "is a moderator" in out.stdout
     session = requests.Session()
@@ -111,6 +114,69 @@ def test_admin_lists_are_served_without_counting_everything(moderator: requests.
         assert r.status_code == 200, model
 
 
+def test_create_moderator_reads_the_password_from_standard_input(db_reader) -> None:
+    from accounts.models import User
+
+    name = f"mod{uuid.uuid4().hex[:8]}"
+    out = manage("create_moderator", name, stdin=PASSWORD + "\n")
+    assert out.returncode == 0 and "is a moderator" in out.stdout, out.stderr
+    with db_reader.access():
+        user = User.objects.get(username=name)
+        assert user.check_password(PASSWORD) and user.is_staff and not user.is_superuser
+        assert list(user.groups.values_list("name", flat=True)) == ["moderators"]
+
+
+def test_create_moderator_asks_twice_at_a_terminal(db_reader) -> None:
+    import pty
+
+    from accounts.models import User
+
+    name = f"mod{uuid.uuid4().hex[:8]}"
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: a terminal of its own, as an operator's shell gives it
+        try:
+            os.chdir(ROOT)
+            os.execv(sys.executable, [sys.executable, "manage.py", "create_moderator", name])
+        finally:
+            os._exit(127)  # never back into pytest
+    seen = b""
+    for prompt, answer in ((b"Password: ", PASSWORD), (b"Password (again): ", PASSWORD)):
+        while prompt not in seen:
+            seen += os.read(fd, 1024)
+        os.write(fd, answer.encode() + b"\n")
+    with contextlib.suppress(OSError):  # EIO once the child has closed its end
+        while chunk := os.read(fd, 1024):
+            seen += chunk
+    os.close(fd)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0, seen
+    assert PASSWORD.encode() not in seen  # not echoed
+    with db_reader.access():
+        assert User.objects.get(username=name).check_password(PASSWORD)
+
+
+@pytest.mark.parametrize(("stdin", "error"), [("", "a password is required"), ("\n", "a password is required"),
+                                              ("12345678\n", "weak password"), ("short\n", "weak password")])
+def test_create_moderator_refuses_an_empty_or_weak_password(stdin: str, error: str, db_reader) -> None:
+    from accounts.models import User
+
+    name = f"mod{uuid.uuid4().hex[:8]}"
+    out = manage("create_moderator", name, stdin=stdin)
+    assert out.returncode == 1 and error in out.stderr, out.stdout + out.stderr
+    with db_reader.access():
+        assert not User.objects.filter(username=name).exists()
+
+
+def test_create_moderator_no_longer_takes_a_password_argument(db_reader) -> None:
+    from accounts.models import User
+
+    name = f"mod{uuid.uuid4().hex[:8]}"
+    out = manage("create_moderator", name, "--password", PASSWORD, stdin=PASSWORD + "\n")
+    assert out.returncode == 2 and "unrecognized arguments: --password" in out.stderr, out.stderr
+    assert "--password" not in manage("create_moderator", "--help").stdout
+    with db_reader.access():
+        assert not User.objects.filter(username=name).exists()
+
+
 @pytest.mark.parametrize("command", ["run_logic", "run_gateway", "kafka_topics", "gochat_status",
                                      "reseed_sequences", "seed_demo", "create_moderator", "services"])
 def test_every_command_has_help(command: str) -> None:
@@ -128,12 +194,10 @@ def test_gochat_status_shows_the_live_system() -> None:
                  "messages stored in the last minute:"):
         assert line in out.stdout
     assert re.search(r"messages stored in the last minute: [1-9]", out.stdout)
-    assert re.search(r"gochat_test\.messages\.upstream\s+gochat_test-logic\s+\d+", out.stdout)
+    assert re.search(rf"{PREFIX}\.messages\.upstream\s+{PREFIX}-logic\s+\d+", out.stdout)
 
 
 def test_gochat_status_exit_code_when_redis_is_unreachable() -> None:
-    import os
-
     env = {**os.environ, "GOCHAT_REDIS_URL": "redis://127.0.0.1:1/0"}
     out = subprocess.run([sys.executable, "manage.py", "gochat_status"], cwd=ROOT, capture_output=True, text=True,
                          env=env, timeout=60)
@@ -144,17 +208,17 @@ def test_kafka_topics_describe_and_alter() -> None:
     from gochat_project import services
 
     out = manage("kafka_topics")
-    assert out.returncode == 0 and "gochat_test.messages.upstream" in out.stdout
+    assert out.returncode == 0 and f"{PREFIX}.messages.upstream" in out.stdout
     create = manage("kafka_topics", "create")
     assert create.returncode == 0 and "missing" not in create.stdout
-    scratch = f"gochat_test.scratch{uuid.uuid4().hex[:6]}"
+    scratch = f"{PREFIX}.scratch{uuid.uuid4().hex[:6]}"
     services.ensure_topics({scratch: 2})
     bad = manage("kafka_topics", "alter", "--topic", scratch, "--partitions", "1")
     assert bad.returncode != 0 and "cannot reduce" in bad.stderr
     out = manage("kafka_topics", "alter", "--topic", scratch, "--partitions", "3")
     assert out.returncode == 0 and f"{scratch}: 2 -> 3 partitions" in out.stdout, out.stdout + out.stderr
     assert services.ensure_topics({scratch: 2})[scratch] == 3  # an existing topic is left as it is
-    assert manage("kafka_topics", "alter", "--topic", "gochat_test.nope", "--partitions", "2").returncode != 0
+    assert manage("kafka_topics", "alter", "--topic", f"{PREFIX}.nope", "--partitions", "2").returncode != 0
 
 
 def test_reseed_sequences_keeps_counters_ahead(db_reader) -> None:
@@ -216,18 +280,25 @@ def test_metrics_count_a_sent_message() -> None:
     persist_url = f"http://127.0.0.1:{METRICS_PORTS['persist']}/metrics"
     before_logic = _metric(requests.get(logic_url, timeout=5).text, "gochat_messages_accepted_total")
     before_persist = _metric(requests.get(persist_url, timeout=5).text, "gochat_messages_persisted_total")
-    before_gw = _metric(requests.get(f"{gateway_url()}/metrics", timeout=5).text, "gochat_frames_pushed_total")
+    gateway_metrics = f"http://127.0.0.1:{METRICS_PORTS['tgw1']}/metrics"
+    before_gw = _metric(requests.get(gateway_metrics, timeout=5).text, "gochat_frames_pushed_total")
     a, b = register("met"), register("met")
     sa, sb = a.ws(), b.ws()
     sa.ack_for(sa.send_message(single_cid(a, b), "count me"))
     sb.message()
     assert _metric(requests.get(logic_url, timeout=5).text, "gochat_messages_accepted_total") >= before_logic + 1
-    assert _metric(requests.get(f"{gateway_url()}/metrics", timeout=5).text,
+    assert _metric(requests.get(gateway_metrics, timeout=5).text,
                    "gochat_frames_pushed_total") >= before_gw + 2  # the ack and the message
     wait_until(lambda: _metric(requests.get(persist_url, timeout=5).text,
                                "gochat_messages_persisted_total") >= before_persist + 1, 20, "persisted metric")
-    text = requests.get(f"{gateway_url()}/metrics", timeout=5).text
+    text = requests.get(gateway_metrics, timeout=5).text
     assert "gochat_gateway_connections" in text
+
+
+def test_metrics_are_not_served_on_the_clients_port() -> None:
+    """Pipeline internals stay on the metrics port (127.0.0.1), off the port clients reach."""
+    r = requests.get(f"{gateway_url()}/metrics", timeout=5)
+    assert r.status_code == 404 and "gochat_" not in r.text
 
 
 def test_oldest_connection_closes_over_the_per_user_limit() -> None:

@@ -16,8 +16,10 @@ class Command(BaseCommand):
         parser.add_argument("--gateway-id", required=True, help="unique id; the gateway consumes its own topic")
         parser.add_argument("--port", type=int, default=8000)
         parser.add_argument("--host", default="127.0.0.1")
+        parser.add_argument("--metrics-port", type=int, default=0,
+                            help="serve Prometheus /metrics on 127.0.0.1:PORT (GOCHAT_METRICS_ADDR: another address)")
 
-    def handle(self, *args: Any, gateway_id: str, port: int, host: str, **options: Any) -> None:
+    def handle(self, *args: Any, gateway_id: str, port: int, host: str, metrics_port: int, **options: Any) -> None:
         if not gateway_id.replace("-", "").replace("_", "").isalnum() or len(gateway_id) > 40:
             raise CommandError("--gateway-id must be 1-40 characters of letters, digits, - and _")
         from gochat_project import kafka
@@ -30,6 +32,8 @@ class Command(BaseCommand):
         if daphne is None:
             raise CommandError("daphne is not installed in this environment")
         env = {**os.environ, "GOCHAT_GATEWAY_ID": gateway_id}
+        if metrics_port:
+            env["GOCHAT_METRICS_PORT"] = str(metrics_port)
         self.stdout.write(f"gateway {gateway_id} on {host}:{port}")
         sys.stdout.flush()
         os.execve(daphne, [daphne, "-b", host, "-p", str(port), "gochat_project.asgi:application"], env)
