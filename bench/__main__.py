@@ -44,6 +44,7 @@ BENCH_ENV = {
     "GOCHAT_TEST_PORT_BASE": "18300",
     "GOCHAT_WS_SEND_RATE": "100000",
     "GOCHAT_WS_SEND_BURST": "100000",
+    "GOCHAT_ACCESS_TOKEN_MINUTES": "1440",  # tokens outlive the run (a socket closes with 4401 at its expiry)
     "GOCHAT_THROTTLE_AUTH": "100000/min",
     "GOCHAT_THROTTLE_USER": "1000000/min",
     "GOCHAT_DAPHNE_VERBOSITY": "0",

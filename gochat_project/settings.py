@@ -113,6 +113,9 @@ GOCHAT_PRESENCE_TTL_S = env.int("GOCHAT_PRESENCE_TTL_S", default=60)
 GOCHAT_HEARTBEAT_S = env.int("GOCHAT_HEARTBEAT_S", default=20)
 GOCHAT_WS_SEND_RATE = env.float("GOCHAT_WS_SEND_RATE", default=50.0)  # sends/s per user
 GOCHAT_WS_SEND_BURST = env.int("GOCHAT_WS_SEND_BURST", default=200)
+# Every other frame (sync, read, recall, typing, ping, auth), per connection.
+GOCHAT_WS_FRAME_RATE = env.float("GOCHAT_WS_FRAME_RATE", default=20.0)
+GOCHAT_WS_FRAME_BURST = env.int("GOCHAT_WS_FRAME_BURST", default=100)
 GOCHAT_WS_MAX_CONNECTIONS = env.int("GOCHAT_WS_MAX_CONNECTIONS", default=10)  # per user; the oldest is closed
 GOCHAT_RECENT_CACHE_SIZE = env.int("GOCHAT_RECENT_CACHE_SIZE", default=200)
 GOCHAT_RECENT_CACHE_TTL_S = env.int("GOCHAT_RECENT_CACHE_TTL_S", default=3600)

@@ -126,6 +126,11 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
         return {"type": "read", "conversation_id": _conversation(frame), "seq": _seq(frame, "seq")}
     if kind == "ping":
         return {"type": "ping"}
+    if kind == "auth":
+        token = frame.get("token")
+        if not isinstance(token, str) or not token:
+            raise FrameError(INVALID, "token must be an access token (a non-empty string)")
+        return {"type": "auth", "token": token}
     if kind == "typing":
         return {"type": "typing", "conversation_id": _conversation(frame)}
     if kind == "recall":

@@ -1,6 +1,10 @@
 """The WebSocket gateway (`/ws`): authenticates, validates frames and hands sends
 to upstream. It never routes messages itself: logic does, and this process's
-downstream listener pushes what logic sends back (fanout.gateway_listener)."""
+downstream listener pushes what logic sends back (fanout.gateway_listener).
+
+A socket is authorised until the `exp` of the access token that opened it, or of the
+last one an `auth` frame brought (PROTOCOL.md v1.1, sessions on open sockets): one
+timer per socket closes it with 4401 then."""
 
 import asyncio
 import logging
@@ -41,8 +45,35 @@ BACKING_STORE_ERRORS = (RedisError, DatabaseError)
 
 BAD_FRAMES_BEFORE_CLOSE = 20  # within BAD_FRAME_WINDOW_S
 BAD_FRAME_WINDOW_S = 10.0
-RATE_LIMITED_BEFORE_CLOSE = 200
+RATE_LIMITED_BEFORE_CLOSE = 200  # rate-limited frames in a row, counted per bucket
 PRESENCE_CHECK_S = 1.0  # how soon presence is written again after Redis lost it
+BUCKET_PRUNE_S = 60.0  # how often the send buckets of users gone quiet are dropped
+
+
+class TokenBucket:
+    """`rate` tokens a second, holding at most `burst`; starts full."""
+
+    __slots__ = ("at", "burst", "rate", "tokens")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate, self.burst = rate, burst
+        self.tokens, self.at = float(burst), time.monotonic()
+
+    def _refill(self, now: float) -> None:
+        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
+        self.at = now
+
+    def take(self) -> bool:
+        self._refill(time.monotonic())
+        if self.tokens < 1:
+            return False
+        self.tokens -= 1
+        return True
+
+    def full(self, now: float) -> bool:
+        """A full bucket is the same as none: it may be dropped without changing any answer."""
+        self._refill(now)
+        return self.tokens >= self.burst
 
 
 class GatewayRuntime:
@@ -51,7 +82,7 @@ class GatewayRuntime:
     def __init__(self) -> None:
         self.gateway_id = settings.GOCHAT_GATEWAY_ID
         self.connections = LocalConnections()
-        self.buckets: dict[int, list[float]] = {}  # user id -> [tokens, last refill]
+        self.send_buckets: dict[int, TokenBucket] = {}  # user id -> its sends on this gateway
         self.listener: DownstreamListener | None = None
         self.typing_at: dict[tuple[int, str], float] = {}
         self._background: set[asyncio.Future[Any]] = set()
@@ -64,6 +95,7 @@ class GatewayRuntime:
             self.listener = DownstreamListener(self.gateway_id, self.connections, loop)
             self.listener.start()
             self._keep(loop.create_task(self._heartbeat()))
+            self._keep(loop.create_task(self._prune_send_buckets()))
             self._install_drain()
         if not self.listener.ready.is_set():
             await asyncio.get_running_loop().run_in_executor(None, self.listener.ready.wait, 30)
@@ -71,6 +103,10 @@ class GatewayRuntime:
     def _keep(self, future: "asyncio.Future[Any]") -> None:
         self._background.add(future)
         future.add_done_callback(self._background.discard)
+
+    def close_soon(self, socket: "ChatConsumer", code: int) -> None:
+        """Close a socket from a plain callback (a timer), keeping the task referenced."""
+        self._keep(asyncio.ensure_future(socket.close(code=code)))
 
     async def _heartbeat(self) -> None:
         """Refresh presence every GOCHAT_HEARTBEAT_S, and as soon as Redis answers without
@@ -117,16 +153,20 @@ class GatewayRuntime:
             signal.signal(s, drain)
 
     def take_send_token(self, user_id: int) -> bool:
-        """Token bucket per user on this gateway: GOCHAT_WS_SEND_RATE/s, bursts of GOCHAT_WS_SEND_BURST."""
-        now = time.monotonic()
-        rate, burst = settings.GOCHAT_WS_SEND_RATE, settings.GOCHAT_WS_SEND_BURST
-        bucket = self.buckets.setdefault(user_id, [float(burst), now])
-        bucket[0] = min(burst, bucket[0] + (now - bucket[1]) * rate)
-        bucket[1] = now
-        if bucket[0] < 1:
-            return False
-        bucket[0] -= 1
-        return True
+        """Token bucket per user on this gateway: GOCHAT_WS_SEND_RATE/s, bursts of GOCHAT_WS_SEND_BURST.
+        Per user, not per socket, so that reconnecting or opening more sockets buys no sends."""
+        bucket = self.send_buckets.get(user_id)
+        if bucket is None:
+            bucket = self.send_buckets[user_id] = TokenBucket(settings.GOCHAT_WS_SEND_RATE,
+                                                              settings.GOCHAT_WS_SEND_BURST)
+        return bucket.take()
+
+    async def _prune_send_buckets(self) -> None:
+        """Keep memory to the users who sent lately: a bucket that has refilled is dropped."""
+        while True:
+            await asyncio.sleep(BUCKET_PRUNE_S)
+            now = time.monotonic()
+            self.send_buckets = {uid: b for uid, b in self.send_buckets.items() if not b.full(now)}
 
 
 RUNTIME = GatewayRuntime()
@@ -150,6 +190,26 @@ def _allow_service_restart_close(protocol_class: Any) -> None:
     protocol_class.serverClose = server_close
 
 
+def _frame_bucket() -> TokenBucket:
+    """The bucket every frame but `send` draws from: GOCHAT_WS_FRAME_RATE/s, bursts of GOCHAT_WS_FRAME_BURST.
+    Per connection, unlike sends: these frames are answered on the socket that sent them,
+    so one runaway tab must not starve the user's other devices; the bucket lives and dies
+    with its socket (nothing to prune); and a user's sockets are capped at
+    GOCHAT_WS_MAX_CONNECTIONS, which bounds what one account gets per gateway."""
+    return TokenBucket(settings.GOCHAT_WS_FRAME_RATE, settings.GOCHAT_WS_FRAME_BURST)
+
+
+def _token_claims(token: str | None) -> tuple[int, int] | None:
+    """(user id, exp in epoch seconds) of a valid, unexpired access token; None otherwise."""
+    if not token:
+        return None
+    try:
+        access = AccessToken(token)
+        return int(access["user_id"]), int(access["exp"])
+    except (TokenError, KeyError, ValueError, TypeError):
+        return None
+
+
 def _token_from_scope(scope: dict[str, Any]) -> str | None:
     query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
     if query.get("token"):
@@ -169,32 +229,40 @@ def _active_user(user_id: int) -> bool | None:
     return row
 
 
+async def _refusal(user_id: int) -> int | None:
+    """The close code for a user who may not hold a socket (unknown, banned); None if they may."""
+    active = await _active_user(user_id)
+    if active is None:
+        return CLOSE_BAD_TOKEN
+    return None if active else CLOSE_BANNED
+
+
 class ChatConsumer(AsyncWebsocketConsumer):
     user_id: int
     conn_id: str
+    expires_at: float  # epoch seconds: the exp of the token authorising this socket
+    _expiry: asyncio.TimerHandle | None  # closes the socket at expires_at; None once expired
 
     async def connect(self) -> None:
         self.user_id = 0
         self.conn_id = presence.new_connection_id()
+        self.expires_at = 0.0
+        self._expiry = None
         await self.accept()
-        token = _token_from_scope(self.scope)
-        try:
-            user_id = int(AccessToken(token)["user_id"]) if token else None
-        except (TokenError, KeyError, ValueError):
-            user_id = None
-        if user_id is None:
+        claims = _token_claims(_token_from_scope(self.scope))
+        if claims is None:
             await self.close(code=CLOSE_BAD_TOKEN)
             return
-        active = await _active_user(user_id)
-        if active is None:
-            await self.close(code=CLOSE_BAD_TOKEN)
-            return
-        if not active:
-            await self.close(code=CLOSE_BANNED)
+        user_id, exp = claims
+        refusal = await _refusal(user_id)
+        if refusal is not None:
+            await self.close(code=refusal)
             return
         self.user_id = user_id
         self.bad_frames: list[float] = []
-        self.rate_limited = 0
+        self.rate_limited = {"send": 0, "frame": 0}  # rate-limited frames in a row, per bucket
+        self.frame_bucket = _frame_bucket()
+        self._authorise_until(exp)
         await RUNTIME.ensure_started()
         RUNTIME.connections.add(user_id, self)
         metrics.CONNECTIONS.set(RUNTIME.connections.count())
@@ -224,7 +292,32 @@ class ChatConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
 
+    def _authorise_until(self, exp: float) -> None:
+        """(Re)arm the one timer that closes this socket with 4401 when its token expires."""
+        self.expires_at = exp
+        if self._expiry is not None:
+            self._expiry.cancel()
+        self._expiry = asyncio.get_running_loop().call_later(max(0.0, exp - time.time()), self._expire)
+
+    def _expire(self) -> None:
+        """The authorising token ran out: close with 4401, once."""
+        if self._expiry is None:
+            return
+        if time.time() < self.expires_at:  # the loop's monotonic timer ran a hair early
+            self._authorise_until(self.expires_at)
+            return
+        self._expiry.cancel()
+        self._expiry = None
+        RUNTIME.close_soon(self, CLOSE_BAD_TOKEN)
+
+    def _expired(self) -> bool:
+        """Also true between the expiry and a timer that runs late: nothing is served then."""
+        return self._expiry is None or time.time() >= self.expires_at
+
     async def disconnect(self, code: int) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         if not self.user_id:
             return
         RUNTIME.connections.remove(self.user_id, self)
@@ -237,6 +330,8 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def push(self, text: str) -> None:
         """Write one pre-encoded frame (called by the downstream listener)."""
+        if self._expired():
+            return
         try:
             await self.send(text_data=text)
             metrics.DELIVERED.inc()
@@ -258,15 +353,18 @@ class ChatConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if not self.user_id:
             return
+        if self._expired():
+            self._expire()
+            return
         try:
             frame = frames.parse_frame(text_data if text_data is not None else bytes_data)
+            self._take_token(frame)
             await getattr(self, f"on_{frame['type']}")(frame)
         except FrameError as exc:
             metrics.FRAME_ERRORS.labels(exc.code).inc()
             await self.send_frame(exc.frame())
             if exc.code == frames.RATE_LIMITED:
-                self.rate_limited += 1
-                if self.rate_limited > RATE_LIMITED_BEFORE_CLOSE:
+                if max(self.rate_limited.values()) > RATE_LIMITED_BEFORE_CLOSE:
                     await self.close(code=CLOSE_RATE_ABUSE)
             elif exc.code in (frames.INVALID, frames.TOO_LARGE, frames.UNKNOWN_TYPE):
                 await self._count_bad_frame()
@@ -282,10 +380,38 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if len(self.bad_frames) > BAD_FRAMES_BEFORE_CLOSE:
             await self.close(code=CLOSE_PROTOCOL_ABUSE)
 
+    def _take_token(self, frame: dict[str, Any]) -> None:
+        """Sends draw from the user's send bucket, every other frame from this socket's frame
+        bucket. Each bucket counts its own refusals in a row, so frames that pass one bucket
+        do not hide a flood against the other."""
+        if frame["type"] == "send":
+            bucket, taken, what = "send", RUNTIME.take_send_token(self.user_id), "sends"
+        else:
+            bucket, taken, what = "frame", self.frame_bucket.take(), "frames"
+        if taken:
+            self.rate_limited[bucket] = 0
+            return
+        self.rate_limited[bucket] += 1
+        raise FrameError(frames.RATE_LIMITED, f"too many {what}; slow down", frame.get("client_msg_id"))
+
+    async def on_auth(self, frame: dict[str, Any]) -> None:
+        """A fresh access token of this socket's user moves its expiry to the token's `exp`.
+        Anything else is `invalid` and leaves the old expiry standing."""
+        claims = _token_claims(frame["token"])
+        if claims is None or claims[0] != self.user_id:
+            raise FrameError(frames.INVALID, "token is not a valid access token of this user")
+        if claims[1] < self.expires_at:
+            raise FrameError(frames.INVALID, "token expires before the one authorising this socket")
+        refusal = await _refusal(self.user_id)
+        if self._expired():  # the old token ran out while the account was looked up
+            return
+        if refusal is not None:  # banned, and the ban's own close has not arrived
+            await self.close(code=refusal)
+            return
+        self._authorise_until(claims[1])
+        await self.send_frame({"type": "auth_ok", "expires_at": claims[1] * 1000})
+
     async def on_send(self, frame: dict[str, Any]) -> None:
-        if not RUNTIME.take_send_token(self.user_id):
-            raise FrameError(frames.RATE_LIMITED, "too many sends; slow down", frame["client_msg_id"])
-        self.rate_limited = 0
         upstream.upstream_send(sender_id=self.user_id, fields=frame, gateway_id=RUNTIME.gateway_id,
                                conn_id=self.conn_id)
 

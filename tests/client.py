@@ -2,6 +2,7 @@
 every frame it has seen, so a test can wait for one frame without losing others."""
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Callable
@@ -55,6 +56,19 @@ def register(prefix: str = "u", gateway_id: str = "tgw1") -> User:
     assert r.status_code == 200, r.text
     body = r.json()
     return User(body["user"]["id"], username, body["access"], body["refresh"], gateway_id)
+
+
+def access_token(user_id: int, *, expires_in: float) -> tuple[str, int]:
+    """An access token of `user_id` minted here (the servers share the signing key through
+    settings), expiring `expires_in` seconds from now rounded up to the whole second of
+    its `exp` claim; the token and that exp (epoch seconds)."""
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    token = AccessToken()
+    token["user_id"] = user_id
+    exp = math.ceil(time.time() + expires_in)
+    token["exp"] = exp
+    return str(token), exp
 
 
 def single_cid(a: User, b: User) -> str:
@@ -146,6 +160,11 @@ class Socket:
         while (left := deadline - time.monotonic()) > 0:
             self._pump(min(left, 0.2))
         return self.frames
+
+    def drain(self) -> None:
+        """Read every frame that has already arrived, without waiting (raises ConnectionClosed)."""
+        while self._pump(0):
+            pass
 
     def close(self) -> None:
         self.conn.close()

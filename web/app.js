@@ -9,6 +9,8 @@ const PAGE_SIZE = 30;             // history page (before_seq)
 const ACK_TIMEOUT_MS = 10_000;    // a send without ack this long is marked failed
 const REFRESH_MARGIN_MS = 60_000; // refresh the access token this long before it expires
 const PING_MS = 25_000;           // keep-alive; the server also refreshes presence on ping
+const FRAME_RATE = 10;            // frames other than `send` a second, at most: half the server's
+const FRAME_BURST = 50;           // GOCHAT_WS_FRAME_RATE/BURST defaults (20/s, bursts of 100)
 const PONG_TIMEOUT_MS = 10_000;
 const BACKOFF_BASE_MS = 500;
 const BACKOFF_MAX_MS = 10_000;
@@ -60,11 +62,11 @@ function tokenExpiry(token) {
   return (tokenClaims(token).exp || 0) * 1000;
 }
 
-/** How long before expiry to refresh: a minute, or a quarter of a shorter lifetime. */
+/** How long before expiry to refresh: a minute, or a tenth of the lifetime if that is less. */
 function refreshMargin(token) {
   const { exp, iat } = tokenClaims(token);
   const lifetime = exp && iat ? (exp - iat) * 1000 : 15 * 60_000;
-  return Math.min(REFRESH_MARGIN_MS, lifetime / 4);
+  return Math.min(REFRESH_MARGIN_MS, lifetime / 10);
 }
 
 function debounce(fn, ms) {
@@ -186,6 +188,7 @@ function refreshTokens(rejected) {
     return next.access;
   }).then((token) => {
     scheduleRefresh();
+    renewSocketAuth();
     return token;
   }, (err) => {
     if (err instanceof AuthLost) sessionLost("Your session has ended. Please sign in again.");
@@ -451,7 +454,13 @@ const socket = {
   timer: null,
   pingTimer: null,
   pongTimer: null,
+  expiresAt: 0,      // ms: the server closes the socket (4401) then, unless an `auth` moves it
+  offered: null,     // the access token of the last `auth` frame sent on this socket
 };
+
+// Frames other than `send` leave through a token bucket kept under the server's limit, so
+// that a reconnect syncing many conversations is paced rather than answered `rate_limited`.
+const outbox = { tokens: FRAME_BURST, at: 0, queue: [], timer: null, retry: null };
 
 function setConnState(stateName, text) {
   const el = $("#conn-status");
@@ -475,6 +484,10 @@ async function connect() {
   const ws = new WebSocket(`${scheme}://${location.host}/ws?token=${encodeURIComponent(token)}`);
   socket.ws = ws;
   socket.ready = false;
+  socket.expiresAt = tokenExpiry(token);
+  socket.offered = null;
+  outbox.tokens = FRAME_BURST - 1; // the first ping
+  outbox.at = Date.now();
   ws.onopen = () => {
     // The server accepts first and checks the token after; a pong proves we are in.
     ws.send(JSON.stringify({ type: "ping" }));
@@ -497,6 +510,7 @@ async function connect() {
     socket.ready = false;
     clearInterval(socket.pingTimer);
     clearTimeout(socket.pongTimer);
+    clearOutbox();
     for (const conv of state.convs.values()) conv.syncing = false; // answers died with the socket
     if (socket.stopped) return;
     onSocketClosed(ev.code, token);
@@ -518,11 +532,9 @@ function onSocketReady(ws) {
   setConnState("open", "Online");
   clearInterval(socket.pingTimer);
   socket.pingTimer = setInterval(() => {
-    if (socket.ws === ws && ws.readyState === WebSocket.OPEN) {
-      ws.send(JSON.stringify({ type: "ping" }));
-      armPongTimeout(ws);
-    }
+    if (socket.ws === ws && sendFrame({ type: "ping" })) armPongTimeout(ws);
   }, PING_MS);
+  renewSocketAuth(); // the tokens may have been renewed while this socket was opening
   // Sends typed while offline go out now (same client_msg_id: the server de-duplicates).
   for (const conv of state.convs.values()) {
     for (const p of conv.pending) if (p.status === "pending") sendFrame(sendFrameOf(conv, p));
@@ -573,16 +585,76 @@ function disconnect() {
   clearTimeout(socket.timer);
   clearInterval(socket.pingTimer);
   clearTimeout(socket.pongTimer);
+  clearOutbox();
   const ws = socket.ws;
   socket.ws = null;
   socket.ready = false;
   if (ws) ws.close(1000, "bye");
 }
 
+/**
+ * Send a frame on the open socket; false when there is none. `send` frames go at once (the
+ * server limits them separately, and each is acked or failed). `ping` and `auth` go at once
+ * too, still counted; `typing` is dropped when the bucket is empty; the rest wait their turn.
+ */
 function sendFrame(frame) {
   if (!socket.ready || !socket.ws || socket.ws.readyState !== WebSocket.OPEN) return false;
-  socket.ws.send(JSON.stringify(frame));
+  if (frame.type === "send") {
+    socket.ws.send(JSON.stringify(frame));
+    return true;
+  }
+  refillOutbox();
+  const urgent = frame.type === "ping" || frame.type === "auth";
+  if (urgent || (!outbox.queue.length && outbox.tokens >= 1)) {
+    outbox.tokens -= 1;
+    socket.ws.send(JSON.stringify(frame));
+    return true;
+  }
+  if (frame.type === "typing") return false;
+  outbox.queue.push(frame);
+  drainOutboxSoon();
   return true;
+}
+
+function refillOutbox() {
+  const now = Date.now();
+  outbox.tokens = Math.min(FRAME_BURST, outbox.tokens + ((now - outbox.at) / 1000) * FRAME_RATE);
+  outbox.at = now;
+}
+
+function drainOutboxSoon() {
+  if (outbox.timer || !outbox.queue.length) return;
+  const wait = Math.max(0, ((1 - outbox.tokens) / FRAME_RATE) * 1000);
+  outbox.timer = setTimeout(() => {
+    outbox.timer = null;
+    refillOutbox();
+    while (outbox.queue.length && outbox.tokens >= 1 && socket.ws && socket.ws.readyState === WebSocket.OPEN) {
+      outbox.tokens -= 1;
+      socket.ws.send(JSON.stringify(outbox.queue.shift()));
+    }
+    drainOutboxSoon();
+  }, wait);
+}
+
+function clearOutbox() {
+  clearTimeout(outbox.timer);
+  clearTimeout(outbox.retry); // a new socket syncs everything anyway
+  outbox.timer = null;
+  outbox.retry = null;
+  outbox.queue = [];
+}
+
+/**
+ * Move the open socket onto the current access token with an `auth` frame, so that it
+ * outlives the token it was opened with without a reconnect (docs/protocol.md, sessions).
+ * If the server refuses, the socket closes at its old expiry and onSocketClosed reconnects.
+ */
+function renewSocketAuth() {
+  const token = auth.data && auth.data.access;
+  if (!token || !socket.ready || token === socket.offered) return;
+  if (tokenExpiry(token) <= socket.expiresAt) return; // nothing to gain: already authorised that long
+  socket.offered = token;
+  sendFrame({ type: "auth", token });
 }
 
 function sendFrameOf(conv, p) {
@@ -604,6 +676,9 @@ function requestSync(conv) {
 
 function handleFrame(f) {
   switch (f.type) {
+    case "auth_ok":
+      if (typeof f.expires_at === "number") socket.expiresAt = Math.max(socket.expiresAt, f.expires_at);
+      break;
     case "message": {
       const m = f.message;
       if (m) stopTyping(m.conversation_id, m.sender_id);
@@ -683,6 +758,14 @@ function handleFrame(f) {
       } else if (f.code === "not_member") {
         // A sync for a conversation we left: stop asking.
         for (const conv of state.convs.values()) conv.syncing = false;
+      } else if (f.code === "rate_limited" && !outbox.retry) {
+        // Some frame was dropped (the pacing above should prevent it): ask again for what is open.
+        outbox.retry = setTimeout(() => {
+          outbox.retry = null;
+          for (const conv of state.convs.values()) {
+            if (conv.syncing) { conv.syncing = false; requestSync(conv); }
+          }
+        }, 2_000);
       }
       break;
     }
@@ -1955,6 +2038,7 @@ function wire() {
     } else {
       auth.data = next;
       scheduleRefresh();
+      renewSocketAuth(); // another tab renewed: this tab's socket moves onto the new token too
     }
   });
 }
