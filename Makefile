@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv run test lint services clean bench chaos
+.PHONY: venv run test lint services clean bench chaos status
 
 venv: $(VENV)/.installed
 
@@ -16,6 +16,10 @@ $(VENV)/.installed: requirements.txt
 
 run: venv
 	bash scripts/run.sh
+
+# The processes `make run` supervises, with their state and pids.
+status:
+	GOCHAT_RUN_DIR=$(CURDIR)/.run $(VENV)/bin/supervisorctl -c scripts/supervisord.conf status
 
 services: venv
 	$(PY) manage.py services up

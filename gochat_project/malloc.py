@@ -19,7 +19,7 @@ buffers, sync pages) from the heap and keeps up to twice their size untrimmed.
   the heap is given back.
 
 It is done in-process (ctypes mallopt) so it travels with the code to every way a
-gateway is started (Procfile, scripts/run.sh, tests/stack.py, bench), and an
+gateway is started (scripts/supervisord.conf, deploy/, tests/stack.py, bench), and an
 explicit MALLOC_ARENA_MAX / MALLOC_*_THRESHOLD_ in the environment still wins.
 GOCHAT_MALLOC_TUNING=0 turns it off (to measure without it).
 """
