@@ -1,6 +1,7 @@
 """Kafka in one place: topic names, and the client configs every producer and
 consumer of GoChat is built from (as Sentry's kafka_config does)."""
 
+import logging
 from typing import Any
 
 from django.conf import settings
@@ -51,7 +52,12 @@ def all_topics() -> dict[str, int]:
 def common_config() -> dict[str, Any]:
     """Every client's connection settings: bootstrap servers and the operator's
     security, TLS and other librdkafka settings (settings.kafka_client_settings)."""
-    return {"bootstrap.servers": settings.KAFKA_BOOTSTRAP, **settings.KAFKA_CLIENT_SETTINGS}
+    config: dict[str, Any] = {"bootstrap.servers": settings.KAFKA_BOOTSTRAP, **settings.KAFKA_CLIENT_SETTINGS}
+    if settings.GOCHAT_LOG_JSON:
+        # librdkafka writes its own lines to stderr; asked for JSON, route them through
+        # Python's logging (they are then emitted when the client polls).
+        config["logger"] = logging.getLogger("librdkafka")
+    return config
 
 
 def producer_config(**overrides: Any) -> dict[str, Any]:

@@ -144,6 +144,7 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    "gochat_project.access_log.AccessLogMiddleware",  # first: it times and logs every answer, 413s included
     "gochat_project.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -280,10 +281,12 @@ LOGGING = {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
         "json": {"()": "gochat_project.logs.JsonFormatter"},
     },
+    "filters": {"request_id": {"()": "gochat_project.access_log.RequestIdFilter"}},
     "handlers": {
         "console": {
             "class": "logging.StreamHandler",
             "formatter": "json" if GOCHAT_LOG_JSON else "plain",
+            "filters": ["request_id"],
         }
     },
     "root": {"handlers": ["console"], "level": env.str("GOCHAT_LOG_LEVEL", default="INFO")},

@@ -32,6 +32,7 @@ from messaging import frames, metrics, selectors, services, upstream
 from messaging.frames import FrameError
 
 log = logging.getLogger(__name__)
+access = logging.getLogger("gochat.access")  # one line per socket opened, refused and closed
 
 CLOSE_BAD_TOKEN = 4401
 CLOSE_BANNED = 4403
@@ -249,13 +250,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.expires_at = 0.0
         self._expiry = None
         await self.accept()
+        self.opened_at = time.monotonic()
         claims = _token_claims(_token_from_scope(self.scope))
         if claims is None:
+            self._log_access("refused", CLOSE_BAD_TOKEN)
             await self.close(code=CLOSE_BAD_TOKEN)
             return
         user_id, exp = claims
         refusal = await _refusal(user_id)
         if refusal is not None:
+            self._log_access("refused", refusal, user_id)
             await self.close(code=refusal)
             return
         self.user_id = user_id
@@ -266,6 +270,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         await RUNTIME.ensure_started()
         RUNTIME.connections.add(user_id, self)
         metrics.CONNECTIONS.set(RUNTIME.connections.count())
+        self._log_access("open", None, user_id)
         try:
             await presence.presence_refresh([(user_id, self.conn_id)], RUNTIME.gateway_id)
             await self.channel_layer.group_add(user_control_group(user_id), self.channel_name)
@@ -291,6 +296,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if handler is None:
             raise ValueError(f"No handler for message type {message['type']}")
         await handler(message)
+
+    def _log_access(self, event: str, code: int | None, user_id: int = 0) -> None:
+        client = (self.scope.get("client") or ("-",))[0]
+        seconds = time.monotonic() - self.opened_at
+        access.info("WS %s /ws user=%s code=%s %.1fs %s conn=%s", event, user_id or "-", code, seconds, client,
+                    self.conn_id, extra={"event": f"ws_{event}", "user_id": user_id or None, "code": code,
+                                         "duration_s": round(seconds, 1), "client": client, "conn_id": self.conn_id})
 
     def _authorise_until(self, exp: float) -> None:
         """(Re)arm the one timer that closes this socket with 4401 when its token expires."""
@@ -320,6 +332,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self._expiry = None
         if not self.user_id:
             return
+        self._log_access("close", code, self.user_id)
         RUNTIME.connections.remove(self.user_id, self)
         metrics.CONNECTIONS.set(RUNTIME.connections.count())
         try:

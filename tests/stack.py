@@ -139,7 +139,7 @@ def gateway(gateway_id: str, port: int | None = None, env: dict[str, str] | None
                 str(port), "--loop", "uvloop", "--http", "httptools", "--ws", "websockets", "--no-access-log",
                 "--no-proxy-headers", "--timeout-graceful-shutdown", "5"]
     else:
-        args = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port),
+        args = [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "--access-log", "/dev/null",
                 "-v", os.environ.get("GOCHAT_DAPHNE_VERBOSITY", "1"), "gochat_project.asgi:application"]
     return Process(f"gateway-{gateway_id}", args,
                    env={"GOCHAT_GATEWAY_ID": gateway_id, "GOCHAT_METRICS_PORT": str(metrics_port), **(env or {})},

@@ -36,4 +36,6 @@ class Command(BaseCommand):
             env["GOCHAT_METRICS_PORT"] = str(metrics_port)
         self.stdout.write(f"gateway {gateway_id} on {host}:{port}")
         sys.stdout.flush()
-        os.execve(daphne, [daphne, "-b", host, "-p", str(port), "gochat_project.asgi:application"], env)
+        # Daphne's own access log would print query strings (tokens); GoChat logs access itself.
+        os.execve(daphne, [daphne, "-b", host, "-p", str(port), "--access-log", "/dev/null",
+                           "gochat_project.asgi:application"], env)
