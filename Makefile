@@ -3,10 +3,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv run test lint services clean bench chaos status
+.PHONY: venv test-deps venv-s3 run test lint services clean bench chaos status
 
 venv: $(VENV)/.installed
 
+# What `make run` needs, and nothing else: no browser, no test tools.
 $(VENV)/.installed: requirements.txt
 	bash scripts/ensure-os-deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -14,7 +15,22 @@ $(VENV)/.installed: requirements.txt
 	$(PY) -m pip install -q -r requirements.txt
 	touch $@
 
-run: venv
+# Tests, benchmarks, fault runs and linters: the test tools and Chromium for the browser tests.
+test-deps: $(VENV)/.installed-test
+
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+	bash scripts/ensure-os-deps.sh --test
+	$(PY) -m pip install -q -r requirements-test.txt
+	touch $@
+
+# GOCHAT_STORAGE=s3 stores uploads through boto3.
+venv-s3: $(VENV)/.installed-s3
+
+$(VENV)/.installed-s3: $(VENV)/.installed requirements-s3.txt
+	$(PY) -m pip install -q -r requirements-s3.txt
+	touch $@
+
+run: venv $(if $(filter s3,$(GOCHAT_STORAGE)),venv-s3)
 	bash scripts/run.sh
 
 # The processes `make run` supervises, with their state and pids.
@@ -24,12 +40,13 @@ status:
 services: venv
 	$(PY) manage.py services up
 	$(PY) manage.py migrate --noinput
+	$(PY) manage.py collectstatic --noinput -v 0
 
-lint: venv
+lint: test-deps
 	$(PY) -m ruff check .
 
 # tests/conftest.py brings up the services (manage.py services up's code) on the test's ports.
-test: venv lint
+test: test-deps lint
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
@@ -37,7 +54,7 @@ clean:
 
 # Benchmarks (docs/benchmarks.md): every scenario on a fresh stack, one warmed broker, about 16 minutes.
 BENCH_ARGS ?= --repeat 3 --duration 60 --latency-duration 8 --baseline-duration 10
-bench: venv
+bench: test-deps
 	$(PY) -m bench all $(BENCH_ARGS)
 
 # Faults under load (docs/reliability.md) on a three-node Kafka cluster: kill -9 of each
@@ -45,5 +62,5 @@ bench: venv
 # restarted on its data, then a 30-minute soak at 500 msg/s on the same cluster (memory
 # flat, lag bounded). CI runs the faults and a 180 s soak at 200 msg/s.
 CHAOS_ARGS ?= --soak-seconds 1800 --soak-rate 500
-chaos: venv
+chaos: test-deps
 	$(PY) -m chaos $(CHAOS_ARGS)

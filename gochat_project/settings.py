@@ -134,6 +134,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files (no CDN)
     "channels",
     "gochat_project",
     "accounts",
@@ -147,6 +148,8 @@ MIDDLEWARE = [
     "gochat_project.access_log.AccessLogMiddleware",  # first: it times and logs every answer, 413s included
     "gochat_project.middleware.RequestSizeLimitMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    # /static/ from STATIC_ROOT, answered before sessions, CSRF and auth run.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -200,8 +203,17 @@ LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
+# --- Static files (the admin's, Swagger UI's and ReDoc's) ---------------------
+# `manage.py collectstatic --noinput` copies them into STATIC_ROOT with a content hash in
+# each name, plus a gzip copy (brotli too if the brotli package is installed), and writes
+# the manifest that `{% static %}` reads: without it, admin and API-docs pages answer 500.
+# `make run` and the test session run it before any gateway starts; WhiteNoise (in
+# MIDDLEWARE) serves what it finds there at start-up, hashed names with a one-year
+# immutable Cache-Control, the others for 60 s (docs/operations.md, "Static files").
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / ".run" / "static"
+STATIC_ROOT = Path(env.str("GOCHAT_STATIC_ROOT", default=str(BASE_DIR / ".run" / "static")))
+if not STATIC_ROOT.is_absolute():
+    STATIC_ROOT = BASE_DIR / STATIC_ROOT
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- REST -----------------------------------------------------------------
@@ -244,6 +256,10 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "REST side of the GoChat protocol (see docs/protocol.md).",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Swagger UI and ReDoc from drf-spectacular-sidecar's static files, not a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "MessageKindEnum": ["custom", "file", "image", "text"],
@@ -333,7 +349,7 @@ else:
     raise ImproperlyConfigured(f"GOCHAT_STORAGE must be 'filesystem' or 's3', not {GOCHAT_STORAGE!r}")
 STORAGES = {
     "default": _default_storage,
-    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
 }
 # Multipart files above this stay in a temporary file while a request is parsed, not in memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024

@@ -1,6 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path, re_path
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from gochat_project import health
 from gochat_project.errors import api_not_found
@@ -11,7 +11,9 @@ urlpatterns = [
     path("healthz", health.healthz),
     path("readyz", health.readyz),
     path("api/schema", SpectacularAPIView.as_view(), name="schema"),
+    # Both pages load their scripts and styles from /static/ (drf-spectacular-sidecar).
     path("api/docs", SpectacularSwaggerView.as_view(url_name="schema")),
+    path("api/redoc", SpectacularRedocView.as_view(url_name="schema", template_name="gochat_project/redoc.html")),
     path("api/", include("accounts.api.urls")),
     path("api/", include("messaging.api.urls")),
     path("api/", include("groups.api.urls")),

@@ -5,8 +5,9 @@ if ! pkg-config --exists libmariadb 2>/dev/null && ! pkg-config --exists mysqlcl
   echo "installing pkg-config and libmariadb-dev (mysqlclient builds against them)"
   apt-get install -y pkg-config libmariadb-dev >/dev/null || { apt-get update >/dev/null && apt-get install -y pkg-config libmariadb-dev >/dev/null; }
 fi
-# The web client's browser tests (tests/web) drive Debian's Chromium through Playwright.
-if [ ! -x /usr/bin/chromium ]; then
+# With --test (make test-deps): the web client's browser tests (tests/web) drive Debian's
+# Chromium through Playwright. `make run` does not need it.
+if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium (the web client's browser tests drive it)"
   apt-get install -y chromium >/dev/null || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }
 fi

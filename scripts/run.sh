@@ -7,6 +7,7 @@ cd "$(dirname "$0")/.."
 PY=.venv/bin/python
 $PY manage.py services up
 $PY manage.py migrate --noinput
+$PY manage.py collectstatic --noinput -v 0
 export GOCHAT_RUN_DIR="${GOCHAT_RUN_DIR:-$PWD/.run}"
 export GOCHAT_PORT="${GOCHAT_PORT:-8000}"
 export GOCHAT_TOPIC_PREFIX="${GOCHAT_TOPIC_PREFIX:-gochat}"

@@ -22,6 +22,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     session.config.stash[_BROKER_STARTED] = started
     for line in services.services_up():
         print(line)
+    from django.core.management import call_command
+
+    # Before the stack's gateways start: WhiteNoise lists STATIC_ROOT at start-up, and
+    # admin and API-docs pages need the manifest (settings.py, "Static files").
+    call_command("collectstatic", interactive=False, verbosity=0)
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
