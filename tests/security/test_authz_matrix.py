@@ -20,7 +20,7 @@ import pytest
 import requests
 from websockets.exceptions import ConnectionClosed
 
-from tests.client import PASSWORD, Socket, User, bulk_users, register, single_cid
+from tests.client import PASSWORD, Socket, User, access_token, bulk_users, register, single_cid
 from tests.stack import gateway_url
 
 pytestmark = pytest.mark.usefixtures("stack")
@@ -366,6 +366,10 @@ WS_MATRIX = [
         "type": "send", "client_msg_id": uuid.uuid4().hex, "conversation_id": single_cid(me, w.target), "body": "",
         "kind": "image", "extra": {"upload_id": w.sent_upload("pair")}},
        (C401,) + ("error:bad_upload",) * 5 + (C403, "error:bad_upload")),
+    Ws("auth-own-fresh-token", lambda w, me: {"type": "auth", "token": access_token(me.id, expires_in=3600)[0]},
+       (C401,) + ("auth_ok",) * 5 + (C403, "auth_ok")),
+    Ws("auth-anothers-token", lambda w, me: {"type": "auth", "token": access_token(w.target.id, expires_in=3600)[0]},
+       (C401,) + ("error:invalid",) * 5 + (C403, "error:invalid")),
     Ws("unknown-type", lambda w, me: {"type": "dance"}, (C401,) + ("error:unknown_type",) * 5 + (C403,
                                                                                                  "error:unknown_type")),
 ]
@@ -382,7 +386,7 @@ def test_every_client_frame_type_is_in_the_matrix() -> None:
 
 
 def _reply(sock: Socket) -> dict[str, Any]:
-    return sock.wait_for(lambda f: f["type"] in ("ack", "error", "pong", "sync_result"), timeout=10)
+    return sock.wait_for(lambda f: f["type"] in ("ack", "error", "pong", "sync_result", "auth_ok"), timeout=10)
 
 
 @pytest.mark.parametrize(("row", "role"), [(row, role) for row in WS_MATRIX for role in ROLES],
