@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv test-deps venv-s3 run test lint services clean bench chaos status
+.PHONY: venv test-deps venv-s3 run test lint services clean bench chaos scale-out status
 
 venv: $(VENV)/.installed
 
@@ -64,3 +64,8 @@ bench: test-deps
 CHAOS_ARGS ?= --soak-seconds 1800 --soak-rate 500
 chaos: test-deps
 	$(PY) -m chaos $(CHAOS_ARGS)
+
+# The same faults with two of every process kind on several partitions: each fault kills
+# one of two; fails on any loss, or if either of a kind did no work (docs/reliability.md).
+scale-out: test-deps
+	$(PY) -m chaos --scale-out --soak-seconds 0

@@ -21,6 +21,10 @@ is injected in turn and the failed part restarted, as a supervisor would:
             its data; GoChat's processes are not restarted. Leaders move to the two
             survivors meanwhile; the phase checks that the node rejoins (every partition
             of GoChat's topics back to 3 in-sync replicas within 60 s).
+With --scale-out GoChat runs two of every process kind (two logic consumers on 4
+upstream partitions, two persistence workers and two fan-out workers on 2 partitions
+each, the two gateways) and each process fault kills one of the two: the survivor takes
+its partitions over while it is down.
 Then a soak on the same cluster and processes at --soak-rate (--soak-seconds): RSS and
 CPU of every process (the three brokers included) and consumer lag.
 After each phase: every acked message is stored exactly once with the seq and id it
@@ -51,6 +55,8 @@ PORT_OFFSET = int(os.environ.get("CHAOS_PORT_OFFSET", "0"))
 CHAOS_DIR = ROOT / ".run" / (f"chaos-{PORT_OFFSET}" if PORT_OFFSET else "chaos")
 MYSQL_PORT, REDIS_PORT, KAFKA_PORT = (p + PORT_OFFSET for p in (13307, 16390, 19492))
 KAFKA_NODES = 3  # on KAFKA_PORT and the ports after it; controllers 1,000 ports above
+# Read before Django starts: the partition counts are settings.
+SCALE_OUT = "--scale-out" in sys.argv
 CHAOS_ENV = {
     "GOCHAT_DATABASE_URL": f"mysql://root@127.0.0.1:{MYSQL_PORT}/gochat_chaos",
     "GOCHAT_REDIS_URL": f"redis://127.0.0.1:{REDIS_PORT}/0",
@@ -67,6 +73,9 @@ CHAOS_ENV = {
     "DJANGO_DEBUG": "0",
     "DJANGO_SETTINGS_MODULE": "gochat_project.settings",
 }
+if SCALE_OUT:
+    CHAOS_ENV.update({"GOCHAT_UPSTREAM_PARTITIONS": "4", "GOCHAT_PERSIST_PARTITIONS": "2",
+                      "GOCHAT_FANOUT_PARTITIONS": "2"})
 os.environ.update(CHAOS_ENV)
 sys.path.insert(0, str(ROOT))
 
@@ -79,13 +88,50 @@ from django.db import close_old_connections  # noqa: E402
 from bench.procfs import tree_cpu_s, tree_rss_kib  # noqa: E402
 from chaos.load import Load  # noqa: E402
 from gochat_project import kafka_broker, services  # noqa: E402
-from tests.stack import Process, Stack, wait_until, ws_url  # noqa: E402
+from tests.stack import _PORT_BASE, VENV_BIN, Process, Stack, wait_until, ws_url  # noqa: E402
 
 FAULTS = ["worker", "logic", "gateway", "redis", "mysql", "broker"]
 REPLICAS = 3  # every partition of GoChat's topics: replication factor and, when healthy, ISR size
 BROKER_DOWN_S = 10.0
 REJOIN_TIMEOUT_S = 60.0
 BROKER_ACK_PAUSE_LIMIT_S = 10.0
+
+
+class ScaledStack(Stack):
+    """Two of every process kind: the test stack plus a second logic consumer and a second
+    persistence and fan-out worker, each with a metrics port of its own."""
+
+    def __init__(self) -> None:
+        from gochat_project import kafka
+
+        super().__init__()
+        self.logic2 = Process("logic-2", [sys.executable, "manage.py", "run_logic"],
+                              ready=lambda p: "logic consuming" in p.log_since_start(),
+                              env={"GOCHAT_METRICS_PORT": str(_PORT_BASE + 21)})
+        self.persist_worker2 = self._worker(kafka.persist_topic(), "persist2", _PORT_BASE + 22)
+        self.fanout_worker2 = self._worker(kafka.fanout_topic(), "fanout2", _PORT_BASE + 23)
+
+    @staticmethod
+    def _worker(queue: str, name: str, metrics_port: int) -> Process:
+        return Process(f"worker-{name}", [str(VENV_BIN / "celery"), "-A", "gochat_project", "worker", "--pool=solo",
+                                          "--prefetch-multiplier=1", "-Q", queue, "-n", f"{name}@test", "-l", "INFO"],
+                       ready=lambda p: "ready." in p.log_since_start(), env={"GOCHAT_METRICS_PORT": str(metrics_port)})
+
+    def all(self) -> list[Process]:
+        return [*super().all(), self.logic2, self.persist_worker2, self.fanout_worker2]
+
+    def work(self) -> dict[str, float]:
+        """What each logic consumer accepted and each persistence worker stored so far,
+        from their metrics: with both of a kind above 0, both held partitions."""
+        import requests
+
+        def counter(port: int, name: str) -> float:
+            text = requests.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
+            return sum(float(line.split()[-1]) for line in text.splitlines() if line.startswith(name + " "))
+
+        accepted, persisted = "gochat_messages_accepted_total", "gochat_messages_persisted_total"
+        return {"logic": counter(_PORT_BASE + 11, accepted), "logic-2": counter(_PORT_BASE + 21, accepted),
+                "persist": counter(_PORT_BASE + 12, persisted), "persist2": counter(_PORT_BASE + 22, persisted)}
 
 
 def port_ready(port: int) -> Callable[[Process], bool]:
@@ -247,6 +293,7 @@ class Chaos:
         self.results: list[PhaseResult] = []
         self.soak: dict[str, Any] = {}
         self.broker_watch: dict[str, Any] = {}
+        self.scale_out_work: dict[str, float] = {}
 
     # --- setup --------------------------------------------------------------------
 
@@ -259,7 +306,7 @@ class Chaos:
         services.ensure_database()
         call_command("migrate", verbosity=0)
         create_topics()
-        self.stack = Stack()
+        self.stack = ScaledStack() if SCALE_OUT else Stack()
         self.stack.start()
         self.load = Load(self.pairs(self.args.pairs), [ws_url("tgw1"), ws_url("tgw2")], self.args.rate)
         self.load.start()
@@ -636,6 +683,8 @@ def main() -> int:
     parser.add_argument("--drain-seconds", type=float, default=120.0)
     parser.add_argument("--soak-seconds", type=float, default=1800.0, help="0 skips the soak")
     parser.add_argument("--soak-rate", type=float, default=500.0, help="messages a second in the soak")
+    parser.add_argument("--scale-out", action="store_true",
+                        help="two of every process kind, several partitions; a fault kills one of the two")
     args = parser.parse_args()
     faults = FAULTS if "all" in args.faults else [f for f in args.faults if f != "none"]
     unknown = set(faults) - set(FAULTS)
@@ -648,6 +697,9 @@ def main() -> int:
     try:
         chaos.setup()
         chaos.results.append(chaos.run_phase("none", duration=args.phase_seconds / 2, down_s=0))
+        if isinstance(chaos.stack, ScaledStack):  # both of each kind must have worked, or the run proves little
+            chaos.scale_out_work = chaos.stack.work()
+            print(f"chaos: work per process in the first phase: {chaos.scale_out_work}", flush=True)
         for fault in faults:
             print(f"chaos: {fault} ...", flush=True)
             if fault == "broker":
@@ -667,11 +719,13 @@ def main() -> int:
     problems += [f"broker: no ack for {r.longest_ack_pause_s:.1f} s (more than {BROKER_ACK_PAUSE_LIMIT_S:.0f} s)"
                  for r in chaos.results if r.fault == "broker" and r.longest_ack_pause_s > BROKER_ACK_PAUSE_LIMIT_S]
     problems += chaos.soak_verdict()
+    problems += [f"scale-out: {name} did no work (it held no partition)" for name, n in chaos.scale_out_work.items()
+                 if n == 0]
     out = ROOT / "chaos-results"
     out.mkdir(exist_ok=True)
     path = out / time.strftime("%Y%m%d-%H%M%S.json")
     path.write_text(json.dumps({"args": vars(args), "phases": [vars(r) for r in chaos.results],
-                                "soak": chaos.soak, "problems": problems,
+                                "soak": chaos.soak, "scale_out_work": chaos.scale_out_work, "problems": problems,
                                 "seconds": round(time.monotonic() - started)}, indent=1))
     print(f"written {path.relative_to(ROOT)} ({time.monotonic() - started:.0f} s)")
     for p in problems:
