@@ -66,6 +66,7 @@ chaos: test-deps
 	$(PY) -m chaos $(CHAOS_ARGS)
 
 # The same faults with two of every process kind on several partitions: each fault kills
-# one of two; fails on any loss, or if either of a kind did no work (docs/reliability.md).
+# one of two; fails on any loss, or if either logic consumer or either persistence worker
+# did no work (docs/reliability.md).
 scale-out: test-deps
 	$(PY) -m chaos --scale-out --soak-seconds 0

@@ -11,6 +11,14 @@ from accounts.models import User
 from gochat_project.admin_tools import EstimatedCountPaginator, ReasonActionForm, log_action
 
 
+def staff_excluded(*, request: HttpRequest, queryset: QuerySet[Any], user_field: str) -> QuerySet[Any]:
+    """Rows of `queryset` a moderator may act on: none that belong, through `user_field`,
+    to a staff or superuser account (their own included); a superuser keeps them all."""
+    if request.user.is_superuser:
+        return queryset
+    return queryset.exclude(**{f"{user_field}__is_staff": True}).exclude(**{f"{user_field}__is_superuser": True})
+
+
 def users_moderatable(*, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
     """The accounts the acting user may see and act on: every account for a superuser;
     ordinary users only for a moderator (never staff, never a superuser, never themselves)."""

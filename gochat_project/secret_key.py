@@ -8,6 +8,7 @@ outlive restarts (`make run`, the tests). Standard library only: settings import
 
 import os
 import secrets
+import tempfile
 from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
@@ -47,17 +48,21 @@ def generated_key(path: Path) -> str:
     place, which fails for all but the first, so every process reads one complete key."""
     if not path.exists():
         path.parent.mkdir(parents=True, exist_ok=True)
-        candidate = path.with_name(f".{path.name}.{os.getpid()}")
-        fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w") as f:
-            f.write(secrets.token_urlsafe(50) + "\n")
+        fd, candidate = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)  # 0600, a name of its own
         try:
+            with os.fdopen(fd, "w") as f:
+                f.write(secrets.token_urlsafe(50) + "\n")
+                f.flush()
+                os.fsync(f.fileno())  # never an empty key file after a power loss
             os.link(candidate, path)
         except FileExistsError:
             pass  # another process was first: use its key
         finally:
-            candidate.unlink()
-    return path.read_text().strip()
+            os.unlink(candidate)
+    key = path.read_text().strip()
+    if not key:
+        raise ImproperlyConfigured(f"{path} is empty: delete it and start again to generate a new key.")
+    return key
 
 
 def load(environ: dict[str, str], default_file: Path) -> tuple[str, str]:

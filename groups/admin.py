@@ -4,6 +4,7 @@ from django.http import HttpRequest
 from django.urls import reverse
 from django.utils.html import format_html
 
+from accounts.admin import staff_excluded
 from gochat_project.admin_tools import EstimatedCountPaginator, ReasonActionForm, log_action
 from groups import services
 from groups.models import Group, GroupMember, Role
@@ -54,7 +55,10 @@ class GroupMemberAdmin(admin.ModelAdmin):
         return False if obj is not None else super().has_change_permission(request, obj)  # change through actions
 
     def _update(self, request: HttpRequest, queryset: QuerySet[GroupMember], what: str, **changes: object) -> None:
-        for member in queryset.exclude(role=Role.OWNER)[:1000]:
+        # Never the owner; for a moderator never a staff member either (their own membership
+        # included: a moderator does not make itself a group's admin).
+        members = staff_excluded(request=request, queryset=queryset.exclude(role=Role.OWNER), user_field="user")
+        for member in members[:1000]:
             services.group_member_moderate(member=member, **changes)  # type: ignore[arg-type]
             log_action(self, request, member, what)
 

@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from accounts.admin import staff_excluded
 from gochat_project.admin_tools import EstimatedCountPaginator, ReasonActionForm, log_action
 from messaging import services
 from messaging.conversations import parse_conversation_id
@@ -65,7 +66,7 @@ class MessageAdmin(admin.ModelAdmin):
 
     @admin.action(description="Recall selected messages (body removed, members notified)", permissions=["change"])
     def recall(self, request: HttpRequest, queryset: QuerySet[Message]) -> None:
-        for message in queryset[:500]:
+        for message in staff_excluded(request=request, queryset=queryset, user_field="sender")[:500]:
             services.message_recall(message_id=message.message_id, conversation_id=message.conversation_id,
                                     seq=message.seq)
             log_action(self, request, message, "Recalled")

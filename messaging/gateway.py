@@ -257,7 +257,13 @@ class ChatConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_BAD_TOKEN)
             return
         user_id, exp = claims
-        refusal = await _refusal(user_id)
+        try:
+            refusal = await _refusal(user_id)
+        except BACKING_STORE_ERRORS as exc:  # MySQL is away for a moment: ask the client to come back
+            log.warning("connect refused for now, the account cannot be checked: %s", exc)
+            self._log_access("refused", CLOSE_TRY_AGAIN_LATER, user_id)
+            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            return
         if refusal is not None:
             self._log_access("refused", refusal, user_id)
             await self.close(code=refusal)

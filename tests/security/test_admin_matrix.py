@@ -403,3 +403,30 @@ def test_ban_and_unban_refuse_staff_accounts_even_when_handed_them(password_hash
     User.objects.filter(pk__in=[ctx.staff.pk, ctx.superuser.pk]).update(is_active=False)
     user_admin.unban(request, targets.all())
     assert active() == {"ordinary": True, "staff": False, "super": False, "actor": True}
+
+
+def test_member_actions_and_recall_skip_staff_and_the_moderator_itself(password_hash: str, db_access: None) -> None:
+    """A moderator in a group does not make itself the group's admin, and does not mute,
+    demote or recall staff and superusers; a superuser may."""
+    from django.contrib import admin
+    from django.test import RequestFactory
+
+    from groups.models import GroupMember, Role
+    from messaging.models import Message
+
+    for role, staff_touched in (("moderator", False), ("superuser", True)):
+        ctx = make_ctx(role, password_hash)
+        request = RequestFactory().post("/admin/", {"reason": "matrix"})
+        request.user = ctx.actor
+        members = [GroupMember.objects.create(group=ctx.group, user=u) for u in (ctx.actor, ctx.staff, ctx.superuser)]
+        member_admin = admin.site._registry[GroupMember]
+        member_admin.make_admin(request, GroupMember.objects.filter(pk__in=[ctx.member.pk, *(m.pk for m in members)]))
+        roles = {m.user_id: m.role for m in GroupMember.objects.filter(group=ctx.group)}
+        assert roles[ctx.member.user_id] == Role.ADMIN  # the ordinary member: moderated
+        assert {roles[m.user_id] for m in members} == {Role.ADMIN if staff_touched else Role.MEMBER}, role
+
+        staff_message = Message.objects.create(
+            message_id=uuid.uuid4().int >> 66, conversation_id=ctx.group.conversation_id, seq=2,
+            sender=ctx.superuser, body="staff", client_msg_id=ctx.tag + "s", ts=int(time.time() * 1000))
+        admin.site._registry[Message].recall(request, Message.objects.filter(pk__in=[staff_message.pk]))
+        assert Message.objects.get(pk=staff_message.pk).recalled is staff_touched, role
