@@ -746,6 +746,12 @@ function handleFrame(f) {
       break;
     }
     case "error": {
+      if ((f.code === "rate_limited" || f.code === "unavailable") && socket.offered
+          && tokenExpiry(socket.offered) > socket.expiresAt) {
+        // The renewal may be the frame refused: offer it again shortly (the same token twice is harmless).
+        socket.offered = null;
+        setTimeout(renewSocketAuth, 2_000);
+      }
       if (f.client_msg_id) {
         const [conv, p] = findPending(f.client_msg_id);
         if (p) {
