@@ -11,20 +11,16 @@ from accounts.models import User
 from gochat_project.admin_tools import EstimatedCountPaginator, ReasonActionForm, log_action
 
 
-def staff_excluded(*, request: HttpRequest, queryset: QuerySet[Any], user_field: str) -> QuerySet[Any]:
-    """Rows of `queryset` a moderator may act on: none that belong, through `user_field`,
-    to a staff or superuser account (their own included); a superuser keeps them all."""
+def staff_excluded(*, request: HttpRequest, queryset: QuerySet[Any], user_field: str = "") -> QuerySet[Any]:
+    """Rows of `queryset` a moderator may act on: no staff or superuser account (their own
+    included), itself or, through `user_field`, as the account a row belongs to; a
+    superuser keeps them all."""
     if request.user.is_superuser:
         return queryset
-    return queryset.exclude(**{f"{user_field}__is_staff": True}).exclude(**{f"{user_field}__is_superuser": True})
-
-
-def users_moderatable(*, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
-    """The accounts the acting user may see and act on: every account for a superuser;
-    ordinary users only for a moderator (never staff, never a superuser, never themselves)."""
-    if request.user.is_superuser:
-        return queryset
-    return queryset.filter(is_staff=False, is_superuser=False)
+    prefix = f"{user_field}__" if user_field else ""
+    # exclude, not filter(...=False): a row whose user row is gone (messages keep a sender id
+    # without a constraint) is not a staff account's and stays actionable.
+    return queryset.exclude(**{f"{prefix}is_staff": True}).exclude(**{f"{prefix}is_superuser": True})
 
 
 @admin.register(User)
@@ -45,7 +41,7 @@ class UserAdmin(DjangoUserAdmin):
     actions = ["ban", "unban"]
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[User]:
-        return users_moderatable(request=request, queryset=super().get_queryset(request))
+        return staff_excluded(request=request, queryset=super().get_queryset(request))
 
     def get_fieldsets(self, request: HttpRequest, obj: User | None = None) -> Any:
         if request.user.is_superuser:
@@ -64,14 +60,14 @@ class UserAdmin(DjangoUserAdmin):
 
     @admin.action(description="Ban selected users (deactivate, close their sockets)", permissions=["change"])
     def ban(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        users = list(users_moderatable(request=request, queryset=queryset)[:1000])
+        users = list(staff_excluded(request=request, queryset=queryset)[:1000])
         services.users_ban(user_ids=[u.pk for u in users])
         for user in users:
             log_action(self, request, user, "Banned")
 
     @admin.action(description="Unban selected users", permissions=["change"])
     def unban(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
-        users = list(users_moderatable(request=request, queryset=queryset)[:1000])
+        users = list(staff_excluded(request=request, queryset=queryset)[:1000])
         services.users_unban(user_ids=[u.pk for u in users])
         for user in users:
             log_action(self, request, user, "Unbanned")

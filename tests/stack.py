@@ -109,13 +109,16 @@ class Process:
         return self.proc is not None and self.proc.poll() is None
 
 
+def http_ok(url: str) -> bool:
+    """The URL answers 200 (a connection refused or a timeout is False)."""
+    try:
+        return requests.get(url, timeout=0.5).status_code == 200
+    except requests.RequestException:
+        return False
+
+
 def _http_ready(url: str) -> Callable[[Process], bool]:
-    def check(_: Process) -> bool:
-        try:
-            return requests.get(url, timeout=0.5).status_code == 200
-        except requests.RequestException:
-            return False
-    return check
+    return lambda _: http_ok(url)
 
 
 def _port_in_use(port: int) -> bool:

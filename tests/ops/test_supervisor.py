@@ -17,7 +17,7 @@ import requests
 
 from tests.client import Socket, register, single_cid
 from tests.conftest import Db
-from tests.stack import _PORT_BASE, GATEWAY_PORTS, ROOT, VENV_BIN, Process, wait_until
+from tests.stack import _PORT_BASE, GATEWAY_PORTS, ROOT, VENV_BIN, Process, http_ok, wait_until
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -42,13 +42,6 @@ def _running_pid(env: dict[str, str], name: str) -> int:
     """The pid of `name` once supervisord reports it RUNNING; 0 before."""
     status = _ctl(env, "status", name).split()
     return int(status[3].rstrip(",")) if len(status) > 3 and status[1] == "RUNNING" else 0
-
-
-def _answers(port: int) -> bool:
-    try:
-        return requests.get(f"http://127.0.0.1:{port}/healthz", timeout=1).ok
-    except requests.RequestException:
-        return False
 
 
 def test_a_killed_process_is_restarted_and_nothing_acked_is_lost(
@@ -80,7 +73,8 @@ def test_a_killed_process_is_restarted_and_nothing_acked_is_lost(
             killed_at = time.monotonic()
             os.kill(pid, signal.SIGKILL)
             if name == "gateway":
-                wait_until(lambda: _running_pid(env, "gateway") and _answers(PORT), HEAL_S, "the gateway back",
+                wait_until(lambda: _running_pid(env, "gateway") and http_ok(f"http://127.0.0.1:{PORT}/healthz"), HEAL_S,
+                           "the gateway back",
                            interval=0.2)
                 sock = a.ws()  # the client reconnects
             else:
