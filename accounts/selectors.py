@@ -1,7 +1,7 @@
 from django.db.models import QuerySet
 
 from accounts.models import User
-from gochat_project import redis_client
+from gochat_project.infra import redis_client
 
 
 def user_search(*, query: str) -> QuerySet[User]:

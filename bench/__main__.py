@@ -75,7 +75,7 @@ def warm_broker(bootstrap: str, seconds: float) -> int:
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from gochat_project import kafka
+    from gochat_project.infra import kafka
 
     topic = "bench-warmup"
     admin = AdminClient({"bootstrap.servers": bootstrap})
@@ -138,7 +138,8 @@ class Bench:
         import MySQLdb
         from django.core.management import call_command
 
-        from gochat_project import redis_client, services
+        from gochat_project.infra import redis_client
+        from gochat_project.ops import services
 
         if fresh_db:
             conn = MySQLdb.connect(host="127.0.0.1", user="root")
@@ -207,7 +208,7 @@ class Bench:
         before, 4 % idle), which no figure of a long-running broker should carry."""
         from django.conf import settings
 
-        from gochat_project import services
+        from gochat_project.ops import services
 
         node = services.embedded_nodes(settings.KAFKA_BOOTSTRAP)[0]
         if services.port_open(settings.KAFKA_BOOTSTRAP):
@@ -227,7 +228,7 @@ class Bench:
         survives into the next, while the broker's JVM stays warm."""
         from confluent_kafka.admin import AdminClient
 
-        from gochat_project import kafka
+        from gochat_project.infra import kafka
         from messaging.logic import logic_group_id
 
         admin = AdminClient(kafka.common_config())
@@ -246,7 +247,7 @@ class Bench:
     def close(self) -> None:
         from django.conf import settings
 
-        from gochat_project import services
+        from gochat_project.ops import services
 
         self.stop_stack()
         if self.own_broker:
@@ -258,7 +259,7 @@ class Bench:
         """The pid of the bench's broker (its node's pid file), if it runs."""
         from django.conf import settings
 
-        from gochat_project import services
+        from gochat_project.ops import services
 
         pid_file = services.embedded_nodes(settings.KAFKA_BOOTSTRAP)[0].pid_file
         return int(pid_file.read_text()) if pid_file.exists() else None
@@ -601,7 +602,8 @@ class Bench:
 
         from confluent_kafka import Consumer, Producer
 
-        from gochat_project import kafka, services
+        from gochat_project.infra import kafka
+        from gochat_project.ops import services
 
         topic = f"gochat_bench.floor{uuid.uuid4().hex[:6]}"
         services.ensure_topics({topic: 1})
@@ -657,7 +659,7 @@ class Bench:
         return broker_idle.measure(a.idle_port, a.idle_consumers, a.idle_seconds)
 
     def start_baseline(self) -> tuple[Process, str]:
-        from gochat_project import services
+        from gochat_project.ops import services
 
         port = GATEWAY_PORTS["tgw2"] + 28  # clear of the gateway and metrics ports
         p = Process("baseline", [str(VENV_BIN / "daphne"), "-b", "127.0.0.1", "-p", str(port), "-v", "0",

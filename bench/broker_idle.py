@@ -1,7 +1,7 @@
 """The embedded Kafka broker's idle cost: CPU (% of one core) and RSS of a fresh
-single KRaft node (gochat_project.kafka_broker, on an empty log directory) with no
+single KRaft node (gochat_project.ops.kafka_broker, on an empty log directory) with no
 clients, then with N idle consumers built from GoChat's consumer settings
-(gochat_project.kafka.consumer_config, fetch.wait.max.ms as configured there), each
+(gochat_project.infra.kafka.consumer_config, fetch.wait.max.ms as configured there), each
 in a group of its own, polling an empty topic.
 
     python -m bench.broker_idle [--port 19500] [--seconds 30] [--consumers 5]
@@ -25,7 +25,8 @@ def measure(port: int = 19500, consumers: int = 5, seconds: float = 30.0, partit
     from django.conf import settings
 
     from bench.procfs import proc_cpu_s, proc_rss_kib
-    from gochat_project import kafka, kafka_broker, services
+    from gochat_project.infra import kafka
+    from gochat_project.ops import kafka_broker, services
 
     partitions = partitions or settings.GOCHAT_UPSTREAM_PARTITIONS
     [node] = kafka_broker.cluster(port, 1)

@@ -19,7 +19,7 @@ from typing import Any
 import orjson
 import websockets
 
-from gochat_project.runtime import freeze_startup_objects
+from gochat_project.ops.runtime import freeze_startup_objects
 
 CONNECT_CONCURRENCY = 50
 

@@ -4,7 +4,7 @@ Runs the whole system on its own infrastructure, so every part can be killed:
 a MariaDB instance (port 13307, data in .run/chaos/mysql), a Redis without
 persistence (16390), a three-node Apache Kafka cluster in KRaft mode (brokers on
 19492-19494, their controllers on 20492-20494, data in .run/chaos/kafka, made afresh
-every run; gochat_project/kafka_broker.py) and GoChat's processes (two gateways on
+every run; gochat_project/ops/kafka_broker.py) and GoChat's processes (two gateways on
 18801/18802, logic, the persistence and fan-out workers). GoChat's topics have
 replication factor 3 and min.insync.replicas 2, and its producers use acks=all.
 CHAOS_PORT_OFFSET=N adds N to every port (and uses .run/chaos-N), so that two
@@ -87,7 +87,7 @@ from django.db import close_old_connections  # noqa: E402
 
 from bench.procfs import tree_cpu_s, tree_rss_kib  # noqa: E402
 from chaos.load import Load  # noqa: E402
-from gochat_project import kafka_broker, services  # noqa: E402
+from gochat_project.ops import kafka_broker, services  # noqa: E402
 from tests.stack import _PORT_BASE, VENV_BIN, Process, Stack, wait_until, ws_url  # noqa: E402
 
 FAULTS = ["worker", "logic", "gateway", "redis", "mysql", "broker"]
@@ -102,7 +102,7 @@ class ScaledStack(Stack):
     persistence and fan-out worker, each with a metrics port of its own."""
 
     def __init__(self) -> None:
-        from gochat_project import kafka
+        from gochat_project.infra import kafka
 
         super().__init__()
         self.logic2 = Process("logic-2", [sys.executable, "manage.py", "run_logic"],
@@ -141,7 +141,7 @@ def port_ready(port: int) -> Callable[[Process], bool]:
 def admin_client() -> Any:
     from confluent_kafka.admin import AdminClient
 
-    from gochat_project import kafka
+    from gochat_project.infra import kafka
 
     return AdminClient(kafka.common_config())
 
@@ -209,7 +209,7 @@ def create_topics() -> dict[str, int]:
     """GoChat's topics as `services up` makes them (replication factor -1: the brokers'
     default, 3 on this cluster, min.insync.replicas 2); fails unless every partition
     then has 3 replicas."""
-    from gochat_project import kafka
+    from gochat_project.infra import kafka
 
     services.ensure_topics()
     admin = admin_client()
@@ -235,7 +235,7 @@ def _all_topics_meta(admin: Any, topics: dict[str, int]) -> dict[str, Any] | Non
 
 def under_replicated(admin: Any) -> list[str]:
     """Partitions of GoChat's topics with fewer than 3 in-sync replicas (or no leader)."""
-    from gochat_project import kafka
+    from gochat_project.infra import kafka
 
     meta = admin.list_topics(timeout=5).topics
     bad = []
@@ -362,7 +362,7 @@ class Chaos:
         """kill -9 of the node leading the upstream topic; GoChat's processes stay as they are.
         A thread notes when another node leads the topic, and, after the restart, when every
         partition of GoChat's topics is in sync on all three nodes again."""
-        from gochat_project import kafka
+        from gochat_project.infra import kafka
 
         admin = admin_client()
         node_id = partition_leader(admin, kafka.upstream_topic())
@@ -574,7 +574,7 @@ class Chaos:
     # --- soak ---------------------------------------------------------------------
 
     def run_soak(self, seconds: float) -> PhaseResult:
-        from gochat_project import kafka
+        from gochat_project.infra import kafka
         from messaging.logic import logic_group_id
 
         assert self.load is not None and self.stack is not None

@@ -15,7 +15,7 @@ from typing import Any
 import orjson
 from confluent_kafka import KafkaException, Producer
 
-from gochat_project import kafka
+from gochat_project.infra import kafka
 
 
 class Deliveries:

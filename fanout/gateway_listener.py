@@ -14,7 +14,7 @@ from typing import Protocol
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
-from gochat_project import kafka
+from gochat_project.infra import kafka
 
 log = logging.getLogger(__name__)
 

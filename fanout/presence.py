@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 from django.conf import settings
 
-from gochat_project import redis_client
+from gochat_project.infra import redis_client
 
 # Remove one connection; drop the user from `online` when it was the last one.
 _DISCONNECT = """

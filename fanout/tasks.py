@@ -18,8 +18,8 @@ from django.conf import settings
 
 from fanout import metrics, presence
 from fanout.downstream import Deliveries, flush_or_raise
-from gochat_project import kafka
 from gochat_project.celery import publish_started, retry_in_place
+from gochat_project.infra import kafka
 from groups.selectors import group_member_ids
 
 log = logging.getLogger(__name__)

@@ -7,4 +7,4 @@ class GochatProjectConfig(AppConfig):
     name = "gochat_project"
 
     def ready(self) -> None:
-        from gochat_project import checks  # noqa: F401  (registers them)
+        from gochat_project.ops import checks  # noqa: F401  (registers them)

@@ -2,12 +2,11 @@
 The Django app is built before any consumer is imported (Channels' rule)."""
 
 import os
-import sys
 
-from gochat_project import malloc
+from gochat_project.ops import malloc
 
 # Before Django, Twisted's pool, asgiref's executor or librdkafka start any thread:
-# caps the arenas and fixes the mmap/trim thresholds (see gochat_project/malloc.py).
+# caps the arenas and fixes the mmap/trim thresholds (see gochat_project/ops/malloc.py).
 malloc.tune()
 
 from django.core.asgi import get_asgi_application  # noqa: E402
@@ -19,22 +18,19 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from django.urls import path  # noqa: E402
 
 from gochat_project.client_address import TrustedProxies  # noqa: E402
-from gochat_project.middleware import AsgiBodyLimit, daphne_skip_form_parsing  # noqa: E402
+from gochat_project.middleware import AsgiBodyLimit  # noqa: E402
+from gochat_project.patches import install_gateway  # noqa: E402
 from messaging.gateway import ChatConsumer  # noqa: E402
 
-daphne_skip_form_parsing()
-if "daphne.server" in sys.modules and os.environ.get("GOCHAT_EAGER_WRITES", "1") != "0":
-    from gochat_project import twisted_writes
-
-    twisted_writes.install()
+install_gateway()
 
 application = TrustedProxies(ProtocolTypeRouter({
     "http": AsgiBodyLimit(django_asgi_app),
     "websocket": URLRouter([path("ws", ChatConsumer.as_asgi())]),
 }))
 
-from gochat_project.metrics import start_metrics_server  # noqa: E402
-from gochat_project.runtime import freeze_startup_objects  # noqa: E402
+from gochat_project.ops.metrics import start_metrics_server  # noqa: E402
+from gochat_project.ops.runtime import freeze_startup_objects  # noqa: E402
 
 start_metrics_server()
 

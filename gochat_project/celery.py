@@ -22,12 +22,12 @@ T = TypeVar("T")
 def _configure() -> None:
     from django.conf import settings
 
-    from gochat_project import kafka
+    from gochat_project.infra import kafka
 
     app.conf.update(
         # kombu's URL holds one host; kafka_common_config gives the transport every one.
         broker_url=f"confluentkafka://{settings.KAFKA_BOOTSTRAP.split(',')[0].strip()}",
-        broker_transport="gochat_project.kombu_kafka:Transport",  # kombu's, with per-queue consumer settings
+        broker_transport="gochat_project.infra.kombu_kafka:Transport",  # kombu's, with per-queue consumer settings
         broker_transport_options=kafka.celery_transport_options(),
         broker_connection_retry_on_startup=True,
         task_default_queue=kafka.persist_topic(),
@@ -54,8 +54,8 @@ app.autodiscover_tasks()
 
 @worker_init.connect
 def _serve_metrics(**_: object) -> None:
-    from gochat_project import malloc
-    from gochat_project.metrics import start_metrics_server
+    from gochat_project.ops import malloc
+    from gochat_project.ops.metrics import start_metrics_server
 
     malloc.tune()  # as in the gateway: at most two malloc arenas, freed memory trimmed
     start_metrics_server()
@@ -63,7 +63,7 @@ def _serve_metrics(**_: object) -> None:
 
 @worker_ready.connect
 def _freeze_startup_objects(**_: object) -> None:
-    from gochat_project.runtime import freeze_startup_objects
+    from gochat_project.ops.runtime import freeze_startup_objects
 
     freeze_startup_objects()
 
@@ -88,7 +88,7 @@ class Publication:
     def wait(self) -> None:
         from confluent_kafka import KafkaException
 
-        from gochat_project import kafka
+        from gochat_project.infra import kafka
 
         for producer in self.producers:
             producer.flush()
@@ -102,7 +102,7 @@ def publish_started(task: Any, args: list[Any], *, queue: str, summary: str) -> 
     """Publish a task without waiting for the broker (kombu would flush here): do other
     work, or publish more, then wait() on the result. kafka.celery_delivery_report
     records a failure."""
-    from gochat_project import kombu_kafka
+    from gochat_project.infra import kombu_kafka
 
     with kombu_kafka.unflushed_publishes() as producers:
         task.apply_async(args=args, queue=queue, argsrepr=summary, kwargsrepr="{}")

@@ -5,7 +5,6 @@ declared Content-Length (any server, the test client too); the ASGI wrapper also
 counts the bytes of a body as they stream in, so a body sent without a length (or
 with a false one) is cut off at the limit instead of being spooled whole."""
 
-import sys
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -61,7 +60,7 @@ class AsgiBodyLimit:
     Twisted layer receives a body before the application starts, into a temporary
     file; under uvicorn the body is not read past the limit at all.)"""
 
-    def __init__(self, app: Callable[[Scope, Receive, Send], Awaitable[None]]) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]]) -> None:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -99,24 +98,3 @@ async def _answer_413(send: Send, limit: int) -> None:
                 "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
                             (b"connection", b"close")]})
     await send({"type": "http.response.body", "body": body})
-
-
-def daphne_skip_form_parsing() -> None:
-    """Under Daphne, stop Twisted from parsing request bodies as forms.
-
-    Twisted's Request parses every multipart/form-data POST into `request.args`, which
-    Daphne never reads: an upload is read whole into memory and copied again, and a body
-    Twisted cannot parse gets a bare 400 (no JSON, no log line) before GoChat sees it.
-    Its own switch for that, `parsePOSTFormSubmission`, cannot be passed through
-    Daphne's request factory, so it is set on each request after construction."""
-    module = sys.modules.get("daphne.http_protocol")
-    if module is None or getattr(module.WebRequest, "gochat_no_form_parsing", False):
-        return
-    original = module.WebRequest.__init__
-
-    def __init__(self: Any, *args: Any, **kwargs: Any) -> None:
-        original(self, *args, **kwargs)
-        self._parsePOSTFormSubmission = False
-
-    module.WebRequest.__init__ = __init__
-    module.WebRequest.gochat_no_form_parsing = True

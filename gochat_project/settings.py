@@ -87,7 +87,7 @@ def kafka_client_settings(environment: dict[str, str]) -> dict[str, str]:
 
 
 KAFKA_CLIENT_SETTINGS = kafka_client_settings(dict(os.environ))
-# The embedded broker (gochat_project/kafka_broker.py): JVM heap, and retention per
+# The embedded broker (gochat_project/ops/kafka_broker.py): JVM heap, and retention per
 # partition by time and size so that a broker left running for weeks stays flat.
 GOCHAT_KAFKA_HEAP = env.str("GOCHAT_KAFKA_HEAP", default="512m")
 # Where Maven puts the broker's jars (resolved again when kafka/pom.xml changes).
@@ -103,7 +103,7 @@ GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=1)
 # How long a gateway gathers sends into one upstream Kafka batch (docs/benchmarks.md).
 GOCHAT_UPSTREAM_LINGER_MS = env.float("GOCHAT_UPSTREAM_LINGER_MS", default=10.0)
 # Celery workers commit the offsets of acked tasks together, at most this often
-# (gochat_project/kombu_kafka.py; 0: on every ack, as kombu does).
+# (gochat_project/infra/kombu_kafka.py; 0: on every ack, as kombu does).
 GOCHAT_CELERY_COMMIT_INTERVAL_MS = env.int("GOCHAT_CELERY_COMMIT_INTERVAL_MS", default=200)
 GOCHAT_PERSIST_PARTITIONS = env.int("GOCHAT_PERSIST_PARTITIONS", default=1)
 GOCHAT_FANOUT_PARTITIONS = env.int("GOCHAT_FANOUT_PARTITIONS", default=1)
@@ -217,15 +217,16 @@ if not STATIC_ROOT.is_absolute():
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- REST -----------------------------------------------------------------
+RENDERERS = ["rest_framework.renderers.JSONRenderer"]
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "rest_framework_simplejwt.authentication.JWTAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": RENDERERS,
     "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
-    "DEFAULT_SCHEMA_CLASS": "gochat_project.schema.GoChatAutoSchema",
-    "EXCEPTION_HANDLER": "gochat_project.errors.exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "gochat_project.api.schema.GoChatAutoSchema",
+    "EXCEPTION_HANDLER": "gochat_project.api.errors.exception_handler",
     "DEFAULT_THROTTLE_CLASSES": ["rest_framework.throttling.UserRateThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "auth_ip": env.str("GOCHAT_THROTTLE_AUTH", default="30/min"),
@@ -238,9 +239,7 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": 0,
 }
 if DEBUG:
-    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append(
-        "rest_framework.renderers.BrowsableAPIRenderer"
-    )
+    REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"] = [*RENDERERS, "rest_framework.renderers.BrowsableAPIRenderer"]
 
 SIMPLE_JWT = {
     "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env.int("GOCHAT_ACCESS_TOKEN_MINUTES", default=15)),
@@ -278,7 +277,7 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         # channels-redis, waiting out a Redis outage instead of closing every socket 1011.
-        "BACKEND": "gochat_project.channel_layer.ResilientRedisChannelLayer",
+        "BACKEND": "gochat_project.infra.channel_layer.ResilientRedisChannelLayer",
         "CONFIG": {
             # redis-py 8 defaults socket_timeout to 5 s, the same as the layer's
             # blocking receive: idle consumers would die (channels_redis#422).
@@ -295,7 +294,7 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {
         "plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"},
-        "json": {"()": "gochat_project.logs.JsonFormatter"},
+        "json": {"()": "gochat_project.ops.logs.JsonFormatter"},
     },
     "filters": {"request_id": {"()": "gochat_project.access_log.RequestIdFilter"}},
     "handlers": {

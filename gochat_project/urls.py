@@ -2,8 +2,8 @@ from django.contrib import admin
 from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
-from gochat_project import health
-from gochat_project.errors import api_not_found
+from gochat_project.api.errors import api_not_found
+from gochat_project.ops import health
 from gochat_project.web import web_asset, web_index
 
 urlpatterns = [

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from gochat_project import redis_client
+from gochat_project.infra import redis_client
 from groups.models import Group, GroupMember
 
 

@@ -34,8 +34,8 @@ from django.db import close_old_connections
 
 from fanout import presence
 from fanout.downstream import Deliveries, flush_or_raise
-from gochat_project import kafka, redis_client
 from gochat_project.celery import Publication, publish, publish_started
+from gochat_project.infra import kafka, redis_client
 from groups import selectors as group_selectors
 from messaging import frames, metrics, sequences
 from messaging import selectors as message_selectors

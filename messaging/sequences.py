@@ -16,7 +16,7 @@ import orjson
 from django.conf import settings
 from django.db.models import Max
 
-from gochat_project import redis_client
+from gochat_project.infra import redis_client
 from messaging.models import Message
 
 IDEM_TTL_S = 7 * 24 * 3600

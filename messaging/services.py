@@ -150,7 +150,7 @@ def message_recall(*, message_id: int, conversation_id: str, seq: int) -> None:
     Safe against racing the message's own persistence: a Redis mark is written
     first, and the persistence task applies marks to the rows it inserts.
     """
-    from gochat_project import redis_client
+    from gochat_project.infra import redis_client
     from messaging import sequences, upstream
 
     redis_client.client().set(redis_client.key("recalled", message_id), "1", ex=RECALL_MARK_TTL_S)
@@ -161,7 +161,7 @@ def message_recall(*, message_id: int, conversation_id: str, seq: int) -> None:
 
 def _apply_recall_marks(message_ids: list[int]) -> None:
     """Recalls that arrived before these rows were stored."""
-    from gochat_project import redis_client
+    from gochat_project.infra import redis_client
 
     marks = redis_client.client().mget([redis_client.key("recalled", m) for m in message_ids])
     recalled = [m for m, mark in zip(message_ids, marks, strict=True) if mark]

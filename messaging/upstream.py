@@ -11,7 +11,7 @@ import orjson
 from confluent_kafka import Producer
 from django.conf import settings
 
-from gochat_project import kafka
+from gochat_project.infra import kafka
 
 log = logging.getLogger(__name__)
 

@@ -15,7 +15,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     """`manage.py services up` on the test's settings, before pytest-django creates the
     test database: what a new machine lacks is installed and started here. The test's
     embedded broker is stopped at the end if this run started it."""
-    from gochat_project import services
+    from gochat_project.ops import services
 
     settings = services.settings
     started = settings.GOCHAT_KAFKA_EMBEDDED and not services.port_open(settings.KAFKA_BOOTSTRAP)
@@ -30,7 +30,7 @@ def pytest_sessionstart(session: pytest.Session) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    from gochat_project import services
+    from gochat_project.ops import services
 
     if session.config.stash.get(_BROKER_STARTED, False):
         services.broker_stop()
@@ -54,7 +54,7 @@ def django_db_setup(django_test_environment: None, django_db_blocker: Any) -> It
 
 @pytest.fixture(scope="session")
 def clean_redis() -> None:
-    from gochat_project import redis_client
+    from gochat_project.infra import redis_client
 
     redis_client.client().flushdb()
 

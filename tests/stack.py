@@ -163,7 +163,7 @@ def worker(queue: str, name: str) -> Process:
 
 class Stack:
     def __init__(self) -> None:
-        from gochat_project import kafka
+        from gochat_project.infra import kafka
 
         self.gateways = {gid: gateway(gid) for gid in GATEWAY_PORTS}
         self.logic = logic()

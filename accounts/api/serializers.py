@@ -5,7 +5,7 @@ from rest_framework_simplejwt.settings import api_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import USERNAME_PATTERN, User
-from gochat_project.fields import StrictCharField, StrictRegexField
+from gochat_project.api.fields import StrictCharField, StrictRegexField
 
 
 class UserSerializer(serializers.ModelSerializer):

@@ -14,7 +14,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from accounts import selectors, services
 from accounts.api import serializers
 from accounts.models import User
-from gochat_project.pagination import ResultsNextPagination
+from gochat_project.api.pagination import ResultsNextPagination
 
 
 class AuthIpThrottle(AnonRateThrottle):

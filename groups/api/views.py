@@ -6,9 +6,9 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gochat_project.fields import StrictBooleanField, StrictCharField, StrictIntegerField
-from gochat_project.pagination import ResultsNextPagination
-from gochat_project.schema import ERROR
+from gochat_project.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
+from gochat_project.api.pagination import ResultsNextPagination
+from gochat_project.api.schema import ERROR
 from groups import services
 from groups.models import Group, GroupMember, Role
 from groups.selectors import group_membership

@@ -9,7 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.models import User
 from accounts.selectors import blocked_pairs
-from gochat_project.fields import StrictIntegerField
+from gochat_project.api.fields import StrictIntegerField
 from groups.selectors import group_membership
 from messaging import frames, selectors, services, upstream
 from messaging.conversations import ConversationRef

@@ -199,7 +199,7 @@ def test_rerun_chunk_task_duplicates_a_push_but_loses_nothing(db_reader) -> None
     import orjson
 
     from fanout.tasks import deliver_chunk
-    from gochat_project import kafka
+    from gochat_project.infra import kafka
 
     owner = register("rerun")
     with db_reader.access():

@@ -1,4 +1,4 @@
-"""gochat_project.kombu_kafka against the test broker: acks are committed together, not
+"""gochat_project.infra.kombu_kafka against the test broker: acks are committed together, not
 one OffsetCommit per task, and nothing acked is lost on close or requeue."""
 
 import uuid
@@ -10,7 +10,7 @@ from confluent_kafka import Consumer, TopicPartition
 from django.conf import settings
 from kombu import Connection
 
-from gochat_project import kafka
+from gochat_project.infra import kafka
 
 
 def _committed(queue: str) -> int:
@@ -27,7 +27,8 @@ def _committed(queue: str) -> int:
 def queue() -> Iterator[tuple[Any, str]]:
     name = f"test-commits-{uuid.uuid4().hex[:8]}"
     options = {**kafka.celery_transport_options(), "kafka_commit_interval_ms": 60_000, "num_partitions": 1}
-    conn = Connection(f"confluentkafka://{settings.KAFKA_BOOTSTRAP}", transport="gochat_project.kombu_kafka:Transport",
+    conn = Connection(f"confluentkafka://{settings.KAFKA_BOOTSTRAP}",
+                      transport="gochat_project.infra.kombu_kafka:Transport",
                       transport_options=options)
     simple = conn.SimpleQueue(name)
     simple.consumer.qos(prefetch_count=1)  # as Celery's workers run (prefetch 1)

@@ -11,8 +11,8 @@ import pytest
 from channels_redis.core import RedisChannelLayer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from gochat_project.channel_layer import ResilientRedisChannelLayer
-from gochat_project.services import port_open
+from gochat_project.infra.channel_layer import ResilientRedisChannelLayer
+from gochat_project.ops.services import port_open
 from tests.stack import wait_until
 
 

@@ -79,7 +79,7 @@ def test_acked_messages_survive_worker_and_logic_crash(stack: Stack, db_reader) 
 
 
 def test_lost_sequence_counters_are_reseeded_after_mysql_max(stack: Stack, db_reader) -> None:
-    from gochat_project import redis_client
+    from gochat_project.infra import redis_client
 
     _, _, sock, cid = chat_with_stored_history(db_reader, 5, "redis")
     r = redis_client.client()
@@ -94,7 +94,7 @@ def test_lost_sequence_counters_are_reseeded_after_mysql_max(stack: Stack, db_re
 
 
 def test_resend_after_redis_loss_returns_the_stored_ack(stack: Stack, db_reader) -> None:
-    from gochat_project import redis_client
+    from gochat_project.infra import redis_client
 
     a, b = register("idem"), register("idem")
     sock = a.ws()
@@ -113,7 +113,7 @@ def test_resend_racing_its_own_persistence_after_redis_loss_gets_the_first_ack(s
     sender (who missed the ack) resends it. Logic must fence until the first copy is
     stored and then answer with that copy: a new seq would never be stored (the first
     copy holds the client_msg_id) and leave a gap. Found by `make chaos` (redis fault)."""
-    from gochat_project import redis_client
+    from gochat_project.infra import redis_client
 
     _, _, sock, cid = chat_with_stored_history(db_reader, 2, "race")
     stack.persist_worker.kill()
@@ -159,7 +159,7 @@ def test_presence_lost_from_redis_is_written_again_before_the_next_heartbeat(sta
     pushes to their users skipped until the next heartbeat (GOCHAT_HEARTBEAT_S, 5 s here)."""
     import orjson
 
-    from gochat_project import redis_client
+    from gochat_project.infra import redis_client
 
     a, b = register("pres"), register("pres")
     sock_a, sock_b = a.ws(), b.ws()

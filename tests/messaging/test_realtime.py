@@ -333,7 +333,7 @@ def test_uuid_client_msg_ids_are_accepted(pair: tuple[User, User]) -> None:
 def test_logic_commits_its_upstream_offsets_once_a_burst_settles(pair: tuple[User, User]) -> None:
     """Logic does not wait for a batch's deliveries before taking the next one; it stores the
     offsets once they are acknowledged. After a burst, its committed offsets reach the end."""
-    from gochat_project import kafka
+    from gochat_project.infra import kafka
     from messaging.logic import logic_group_id
 
     a, b = pair

@@ -18,7 +18,7 @@ def _conflicts_counted() -> float:
 
 
 def test_a_seq_conflict_is_counted_logged_and_kept(stack: Stack, db_reader: Db) -> None:
-    from gochat_project import redis_client
+    from gochat_project.infra import redis_client
     from messaging.models import SeqConflict
 
     a, b = register("sc"), register("sc")

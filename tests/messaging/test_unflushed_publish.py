@@ -1,4 +1,4 @@
-"""Publishing without kombu's flush per message (gochat_project.kombu_kafka,
+"""Publishing without kombu's flush per message (gochat_project.infra.kombu_kafka,
 gochat_project.celery.publish_started): logic overlaps its persistence task's write with
 routing, and a fan-out job writes all its chunk tasks before waiting once."""
 
@@ -11,13 +11,14 @@ from confluent_kafka import KafkaException, Producer
 from django.conf import settings
 from kombu import Connection
 
-from gochat_project import kafka, kombu_kafka
 from gochat_project.celery import Publication
+from gochat_project.infra import kafka, kombu_kafka
 
 
 @pytest.fixture
 def queue() -> Iterator[Any]:
-    conn = Connection(f"confluentkafka://{settings.KAFKA_BOOTSTRAP}", transport="gochat_project.kombu_kafka:Transport",
+    conn = Connection(f"confluentkafka://{settings.KAFKA_BOOTSTRAP}",
+                      transport="gochat_project.infra.kombu_kafka:Transport",
                       transport_options={**kafka.celery_transport_options(), "num_partitions": 1})
     simple = conn.SimpleQueue(f"test-unflushed-{uuid.uuid4().hex[:8]}")
     yield simple

@@ -40,7 +40,7 @@ SERVICES = LONG_RUNNING + ONESHOT
 VERIFIED = ["gochat-gateway@gw1.service", "gochat-worker@persist.service", "gochat-worker@fanout.service",
             "gochat-logic.service", "gochat-migrate.service", "gochat-cleanup-uploads.service",
             "gochat-cleanup-uploads.timer", "gochat.target"]
-WORKER_TOPICS = {"persist": "persist_topic", "fanout": "fanout_topic"}  # gochat_project.kafka's functions
+WORKER_TOPICS = {"persist": "persist_topic", "fanout": "fanout_topic"}  # gochat_project.infra.kafka's functions
 # What nginx listens on in the live test: beside the stack's ports (tests/stack.py).
 NGINX_HTTP_PORT = GATEWAY_PORTS["tgw1"] + 49
 NGINX_HTTPS_PORT = GATEWAY_PORTS["tgw1"] + 50
@@ -219,7 +219,7 @@ def test_the_oneshots_check_migrate_collect_static_and_create_topics() -> None:
 def test_each_worker_instance_consumes_its_queue_solo_with_prefetch_one(instance: str) -> None:
     from django.test import override_settings
 
-    from gochat_project import kafka
+    from gochat_project.infra import kafka
 
     (argv,) = exec_start("gochat-worker@.service", instance)
     assert argv[:4] == [f"{INSTALL_ROOT}/.venv/bin/celery", "-A", "gochat_project", "worker"], argv
@@ -299,7 +299,7 @@ def render_units(into: Path, root: Path = ROOT) -> None:
 def systemd_analyze(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     tool = shutil.which("systemd-analyze")
     if tool is None:  # installed if missing, as nginx is below (Debian: the systemd package)
-        from gochat_project.services import apt_install
+        from gochat_project.ops.services import apt_install
 
         apt_install("systemd")
         tool = shutil.which("systemd-analyze")
@@ -389,7 +389,7 @@ def test_client_max_body_size_admits_the_largest_upload_and_little_more() -> Non
 def nginx() -> str:
     """Debian's nginx, installed if missing (the package's own service is not started:
     this container's policy-rc.d denies it, and nothing here asks for it)."""
-    from gochat_project.services import apt_install
+    from gochat_project.ops.services import apt_install
 
     if shutil.which("nginx", path="/usr/sbin:/usr/bin") is None:
         apt_install("nginx")

@@ -1,4 +1,4 @@
-"""The embedded Apache Kafka broker (gochat_project/kafka_broker.py) on a node of its
+"""The embedded Apache Kafka broker (gochat_project/ops/kafka_broker.py) on a node of its
 own: its durability across kill -9, its configuration, and the error `services up`
 gives on a machine without Java. Real broker processes; nothing is mocked."""
 
@@ -23,7 +23,7 @@ PORT = int(os.environ.get("GOCHAT_TEST_PORT_BASE", "18000")) + 1600
 
 @pytest.fixture
 def node() -> Iterator[object]:
-    from gochat_project import kafka_broker
+    from gochat_project.ops import kafka_broker
 
     root = ROOT / ".run" / f"kafka-durability-{PORT}"
     shutil.rmtree(root, ignore_errors=True)
@@ -38,7 +38,8 @@ def test_kill_9_of_the_broker_and_a_restart_on_its_data_lose_no_acknowledged_rec
     from confluent_kafka import Consumer, Producer
     from confluent_kafka.admin import AdminClient, NewTopic
 
-    from gochat_project import kafka, kafka_broker
+    from gochat_project.infra import kafka
+    from gochat_project.ops import kafka_broker
 
     topic = f"durability-{uuid.uuid4().hex[:8]}"
     admin = AdminClient({"bootstrap.servers": node.address})  # kept until its future resolves
@@ -101,7 +102,7 @@ def test_kill_9_of_the_broker_and_a_restart_on_its_data_lose_no_acknowledged_rec
 
 
 def test_the_broker_keeps_retention_and_replication_settings_a_long_run_needs() -> None:
-    from gochat_project import kafka_broker
+    from gochat_project.ops import kafka_broker
 
     nodes = kafka_broker.cluster(30000, 3, Path("/nonexistent"))
     single = dict(line.split("=", 1) for line in kafka_broker.server_properties(nodes[0], nodes[:1]).splitlines())

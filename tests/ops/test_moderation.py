@@ -205,7 +205,7 @@ def test_gochat_status_exit_code_when_redis_is_unreachable() -> None:
 
 
 def test_kafka_topics_describe_and_alter() -> None:
-    from gochat_project import services
+    from gochat_project.ops import services
 
     out = manage("kafka_topics")
     assert out.returncode == 0 and f"{PREFIX}.messages.upstream" in out.stdout

@@ -29,7 +29,7 @@ def test_a_malformed_gochat_kafka_config_is_refused_at_start() -> None:
 
 
 def test_every_client_config_carries_the_operator_settings(settings) -> None:
-    from gochat_project import kafka
+    from gochat_project.infra import kafka
 
     settings.KAFKA_CLIENT_SETTINGS = {"client.id": "gochat-test", "security.protocol": "PLAINTEXT"}
     for config in (kafka.producer_config(), kafka.consumer_config("g"),

@@ -1,9 +1,9 @@
-"""gochat_project.kombu_kafka: the queue consumers get kombu's group and GoChat's settings."""
+"""gochat_project.infra.kombu_kafka: the queue consumers get kombu's group and GoChat's settings."""
 
 from django.conf import settings
 
-from gochat_project import kafka
-from gochat_project.kombu_kafka import consumer_config
+from gochat_project.infra import kafka
+from gochat_project.infra.kombu_kafka import consumer_config
 
 
 def test_queue_consumers_keep_kombus_group_and_gochats_connection_and_tuning() -> None:

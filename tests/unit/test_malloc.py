@@ -1,4 +1,4 @@
-"""The gateway's glibc malloc settings (gochat_project/malloc.py): applied by the ASGI
+"""The gateway's glibc malloc settings (gochat_project/ops/malloc.py): applied by the ASGI
 module before the gateway starts threads, overridable, and off on request."""
 
 import ctypes
@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from gochat_project import malloc
+from gochat_project.ops import malloc
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +48,7 @@ def test_can_be_turned_off() -> None:
 def test_the_asgi_module_applies_it_before_any_thread_starts() -> None:
     """A fresh interpreter importing the ASGI application (what Daphne and uvicorn do)."""
     code = ("import threading, sys\n"
-            "from gochat_project import malloc\n"
+            "from gochat_project.ops import malloc\n"
             "seen = []\n"
             "orig = malloc.tune\n"
             "def tune(*a, **k):\n"

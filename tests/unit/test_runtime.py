@@ -1,8 +1,8 @@
-"""gochat_project.runtime: the startup objects leave the collector's sight."""
+"""gochat_project.ops.runtime: the startup objects leave the collector's sight."""
 
 import gc
 
-from gochat_project.runtime import freeze_startup_objects
+from gochat_project.ops.runtime import freeze_startup_objects
 
 
 def test_freeze_startup_objects_moves_what_exists_to_the_permanent_generation() -> None:

@@ -1,4 +1,4 @@
-"""gochat_project.twisted_writes on a real socket pair: what a turn writes to an idle
+"""gochat_project.patches.twisted_writes on a real socket pair: what a turn writes to an idle
 connection leaves in one send at the end of the turn, without registering a writer;
 what the kernel does not take is buffered and every byte arrives once, in order."""
 
@@ -9,7 +9,7 @@ from twisted.internet import tcp
 from twisted.internet.protocol import Protocol
 from twisted.internet.selectreactor import SelectReactor
 
-from gochat_project import twisted_writes
+from gochat_project.patches import twisted_writes
 
 
 @pytest.fixture

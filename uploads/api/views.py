@@ -15,7 +15,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
-from gochat_project.schema import ERROR
+from gochat_project.api.schema import ERROR
 from uploads import selectors, services
 from uploads.models import Upload
 

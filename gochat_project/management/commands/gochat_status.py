@@ -5,7 +5,8 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.db import connection
 
-from gochat_project import kafka, redis_client, services
+from gochat_project.infra import kafka, redis_client
+from gochat_project.ops import services
 
 
 class Command(BaseCommand):

@@ -4,7 +4,8 @@ from confluent_kafka import KafkaException
 from confluent_kafka.admin import AdminClient, NewPartitions
 from django.core.management.base import BaseCommand, CommandError
 
-from gochat_project import kafka, services
+from gochat_project.infra import kafka
+from gochat_project.ops import services
 
 
 class Command(BaseCommand):

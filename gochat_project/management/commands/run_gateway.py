@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from gochat_project import services
+from gochat_project.ops import services
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
     def handle(self, *args: Any, gateway_id: str, port: int, host: str, metrics_port: int, **options: Any) -> None:
         if not gateway_id.replace("-", "").replace("_", "").isalnum() or len(gateway_id) > 40:
             raise CommandError("--gateway-id must be 1-40 characters of letters, digits, - and _")
-        from gochat_project import kafka
+        from gochat_project.infra import kafka
 
         try:
             services.ensure_topics({kafka.downstream_topic(gateway_id): 1})

@@ -4,7 +4,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from gochat_project import services
+from gochat_project.ops import services
 
 
 class Command(BaseCommand):

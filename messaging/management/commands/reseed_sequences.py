@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from gochat_project import kafka
+from gochat_project.infra import kafka
 from messaging import sequences
 
 

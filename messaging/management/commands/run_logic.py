@@ -13,9 +13,9 @@ class Command(BaseCommand):
         parser.add_argument("--batch-size", type=int, default=1000, help="max records per batch (default 1000)")
 
     def handle(self, *args: Any, batch_size: int, **options: Any) -> None:
-        from gochat_project import malloc
-        from gochat_project.metrics import start_metrics_server
-        from gochat_project.runtime import freeze_startup_objects
+        from gochat_project.ops import malloc
+        from gochat_project.ops.metrics import start_metrics_server
+        from gochat_project.ops.runtime import freeze_startup_objects
 
         malloc.tune()  # before Logic starts librdkafka's threads
         start_metrics_server()

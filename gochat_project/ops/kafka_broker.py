@@ -187,7 +187,7 @@ def prepare(nodes: list[Node]) -> None:
 def start(nodes: list[Node], timeout: float = 90) -> bool:
     """Start the nodes that are not running; wait until every one accepts clients.
     True if any was started."""
-    from gochat_project.services import port_open  # services imports this module
+    from gochat_project.ops.services import port_open  # services imports this module
 
     prepare(nodes)
     started = []

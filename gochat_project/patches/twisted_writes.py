@@ -70,7 +70,7 @@ def install() -> bool:
         buffered_write(self, data)
 
     write.gochat_eager = True  # type: ignore[attr-defined]
-    tcp.Connection.write = write
+    tcp.Connection.write = write  # type: ignore[method-assign]
     return True
 
 

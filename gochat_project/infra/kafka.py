@@ -91,7 +91,7 @@ def celery_transport_options() -> dict[str, Any]:
         "kafka_consumer_config": {**_CONSUMER_TUNING, "max.poll.interval.ms": 300000},
         "kafka_producer_config": {"linger.ms": 0, "acks": "all", "enable.idempotence": True,
                                   "on_delivery": celery_delivery_report},
-        # gochat_project.kombu_kafka: acks are committed together, at most this often.
+        # gochat_project.infra.kombu_kafka: acks are committed together, at most this often.
         "kafka_commit_interval_ms": settings.GOCHAT_CELERY_COMMIT_INTERVAL_MS,
         # Should kombu create a queue's topic (services up normally has), as GoChat would.
         "num_partitions": settings.GOCHAT_PERSIST_PARTITIONS,

@@ -27,7 +27,7 @@ from kombu.transport import confluentkafka
 from kombu.utils.encoding import str_to_bytes
 from kombu.utils.json import dumps, loads
 
-from gochat_project.kafka import celery_consumer_group
+from gochat_project.infra.kafka import celery_consumer_group
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,7 @@ class Channel(confluentkafka.Channel):
         if producer not in producers:
             producers.append(producer)
 
-    def _get(self, queue: str, **kwargs: Any) -> Any:
+    def _get(self, queue: str, **kwargs: Any) -> Any:  # type: ignore[override]  # kombu's own bases disagree
         """kombu's, with the poll cut short while acked positions wait for their commit."""
         self.commit_acked()
         timeout = self.wait_time_seconds

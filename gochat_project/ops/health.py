@@ -4,7 +4,7 @@ from confluent_kafka.admin import AdminClient
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 
-from gochat_project import kafka, redis_client
+from gochat_project.infra import kafka, redis_client
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

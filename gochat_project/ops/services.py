@@ -14,7 +14,8 @@ from typing import Any
 
 from django.conf import settings
 
-from gochat_project import kafka, kafka_broker
+from gochat_project.infra import kafka
+from gochat_project.ops import kafka_broker
 
 RUN_DIR = settings.BASE_DIR / ".run"
 
@@ -140,7 +141,7 @@ def redis_start(host: str, port: int) -> None:
 def check_redis() -> None:
     from urllib.parse import urlsplit
 
-    from gochat_project import redis_client
+    from gochat_project.infra import redis_client
 
     try:
         redis_client.client().ping()
