@@ -3,31 +3,31 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv test-deps venv-s3 run test lint services clean bench chaos scale-out status
+.PHONY: venv test-deps venv-s3 run test lint constraints services clean bench chaos scale-out status
 
 venv: $(VENV)/.installed
 
 # What `make run` needs, and nothing else: no browser, no test tools.
-$(VENV)/.installed: requirements.txt
+$(VENV)/.installed: requirements.txt constraints.txt
 	bash scripts/ensure-os-deps.sh
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q -r requirements.txt -c constraints.txt
 	touch $@
 
 # Tests, benchmarks, fault runs and linters: the test tools and Chromium for the browser tests.
 test-deps: $(VENV)/.installed-test
 
-$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt
+$(VENV)/.installed-test: $(VENV)/.installed requirements-test.txt constraints.txt
 	bash scripts/ensure-os-deps.sh --test
-	$(PY) -m pip install -q -r requirements-test.txt
+	$(PY) -m pip install -q -r requirements-test.txt -c constraints.txt
 	touch $@
 
 # GOCHAT_STORAGE=s3 stores uploads through boto3.
 venv-s3: $(VENV)/.installed-s3
 
 $(VENV)/.installed-s3: $(VENV)/.installed requirements-s3.txt
-	$(PY) -m pip install -q -r requirements-s3.txt
+	$(PY) -m pip install -q -r requirements-s3.txt -c constraints.txt
 	touch $@
 
 run: venv $(if $(filter s3,$(GOCHAT_STORAGE)),venv-s3)
@@ -44,6 +44,11 @@ services: venv
 
 lint: test-deps
 	$(PY) -m ruff check .
+
+# Pin every installed distribution (after changing a requirements file and installing it).
+constraints: test-deps
+	{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --all | grep -v '^\(pip\|setuptools\|wheel\)=='; } > constraints.txt.new
+	mv constraints.txt.new constraints.txt
 
 # tests/conftest.py brings up the services (manage.py services up's code) on the test's ports.
 test: test-deps lint

@@ -32,7 +32,7 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("is_active", "is_staff", "date_joined")
     search_fields = ("username", "nickname")
     ordering = ("-id",)
-    fieldsets = (*DjangoUserAdmin.fieldsets, ("GoChat", {"fields": ("nickname",)}))
+    fieldsets = (*(DjangoUserAdmin.fieldsets or ()), ("GoChat", {"fields": ("nickname",)}))
     moderator_fieldsets = ((None, {"fields": ("username", "nickname", "is_active", "last_login", "date_joined")}),)
     moderator_readonly_fields = ("username", "is_active", "last_login", "date_joined")  # ban/unban are actions
     show_full_result_count = False
