@@ -6,6 +6,9 @@
   while the user's other devices keep the hash alive.
 - `online`: sorted set user id -> expires_at, so fan-out can filter a chunk of
   members with one ZMSCORE and a dead gateway's users fall out by themselves.
+
+On a Redis Cluster the two live in different slots, so no script touches both
+(presence_remove takes two steps).
 """
 
 import time
@@ -16,13 +19,21 @@ from django.conf import settings
 
 from gochat_project import redis_client
 
-# Remove one connection; drop the user from `online` when it was the last one.
+# Remove one connection; 1 when it was the user's last one.
 _DISCONNECT = """
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('HLEN', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[2])
+  return 1
 end
+return 0
+"""
+# Drop the user from `online` unless a connection refreshed them after `_DISCONNECT`
+# emptied their hash: such a refresh wrote an expiry of at least ARGV[2] (its time,
+# later than ours, plus the TTL; a second of margin for the refresh's own clock).
+_GO_OFFLINE = """
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if score and tonumber(score) < tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
 return 1
 """
 
@@ -51,8 +62,9 @@ async def presence_refresh(connections: Iterable[tuple[int, str]], gateway_id: s
 
 async def presence_remove(user_id: int, conn_id: str) -> None:
     r = redis_client.async_client()
-    await r.eval(_DISCONNECT, 2, redis_client.presence_key(user_id), redis_client.online_key(),
-                 conn_id, str(user_id))
+    if await r.eval(_DISCONNECT, 1, redis_client.presence_key(user_id), conn_id):
+        refreshed_after = time.time() - 1 + settings.GOCHAT_PRESENCE_TTL_S
+        await r.eval(_GO_OFFLINE, 1, redis_client.online_key(), str(user_id), refreshed_after)
 
 
 def gateways_of_users(user_ids: Iterable[int]) -> dict[int, set[str]]:
@@ -71,6 +83,15 @@ def gateways_of_users(user_ids: Iterable[int]) -> dict[int, set[str]]:
             if float(expires_at or 0) > now:
                 found[user_id].add(gateway_id)
     return found
+
+
+def gateways_to_reach(user_ids: list[int]) -> set[str]:
+    """Every gateway that may hold a socket of these users: those their presence names,
+    and every gateway that wrote its stats within the presence TTL (presence may have
+    been lost with a Redis node; a control message to a gateway without them is a no-op)."""
+    found = {gw for gws in gateways_of_users(user_ids).values() for gw in gws}
+    recent = time.time() - settings.GOCHAT_PRESENCE_TTL_S
+    return found | {gw for gw, stats in gateway_stats().items() if stats.get("ts", 0) > recent}
 
 
 def online_filter(user_ids: list[int]) -> list[int]:
@@ -116,7 +137,16 @@ def new_connection_id() -> str:
 
 async def live_connections(user_id: int) -> list[str]:
     """The user's unexpired connection ids on every gateway, oldest first."""
+    return sorted(await connection_gateways(user_id))
+
+
+async def connection_gateways(user_id: int) -> dict[str, str]:
+    """The user's unexpired connections: connection id -> gateway id."""
     entries = await redis_client.async_client().hgetall(redis_client.presence_key(user_id))
     now = time.time()
-    live = [k.decode() for k, v in entries.items() if float(v.decode().partition("|")[2] or 0) > now]
-    return sorted(live)
+    live = {}
+    for k, v in entries.items():
+        gateway_id, _, expires_at = v.decode().partition("|")
+        if float(expires_at or 0) > now:
+            live[k.decode()] = gateway_id
+    return live
