@@ -28,14 +28,6 @@ if redis.call('HLEN', KEYS[1]) == 0 then
 end
 return 0
 """
-# Drop the user from `online` unless a connection refreshed them after `_DISCONNECT`
-# emptied their hash: such a refresh wrote an expiry of at least ARGV[2] (its time,
-# later than ours, plus the TTL; a second of margin for the refresh's own clock).
-_GO_OFFLINE = """
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if score and tonumber(score) < tonumber(ARGV[2]) then redis.call('ZREM', KEYS[1], ARGV[1]) end
-return 1
-"""
 
 
 def _entry(gateway_id: str, expires_at: float) -> str:
@@ -63,8 +55,12 @@ async def presence_refresh(connections: Iterable[tuple[int, str]], gateway_id: s
 async def presence_remove(user_id: int, conn_id: str) -> None:
     r = redis_client.async_client()
     if await r.eval(_DISCONNECT, 1, redis_client.presence_key(user_id), conn_id):
-        refreshed_after = time.time() - 1 + settings.GOCHAT_PRESENCE_TTL_S
-        await r.eval(_GO_OFFLINE, 1, redis_client.online_key(), str(user_id), refreshed_after)
+        await r.zrem(redis_client.online_key(), str(user_id))
+        # A socket of the user's may have connected (on any gateway) between the two steps,
+        # its refresh's ZADD landing before our ZREM: its hash entry is then there (written
+        # before that ZADD), so put the user back.
+        if await r.exists(redis_client.presence_key(user_id)):
+            await r.zadd(redis_client.online_key(), {str(user_id): time.time() + settings.GOCHAT_PRESENCE_TTL_S})
 
 
 def gateways_of_users(user_ids: Iterable[int]) -> dict[int, set[str]]:

@@ -72,6 +72,12 @@ def mget(keys: list[str]) -> list[bytes | None]:
     return c.mget(keys)
 
 
+def pipeline_eval(pipe: Any, script: str, keys: list[str], args: list[object]) -> None:
+    """Queue a Lua script on a pipeline. redis-py's cluster pipeline refuses `.eval()`,
+    yet routes a plain EVAL command by its keys (all in one slot)."""
+    pipe.execute_command("EVAL", script, len(keys), *keys, *args)
+
+
 # --- key formats ----------------------------------------------------------------------
 
 def key(*parts: object) -> str:

@@ -108,7 +108,7 @@ def assign(sends: list[Send]) -> list[Assigned]:
     pipe = redis_client.client().pipeline(transaction=False)
     for bucket, indexes in groups.items():
         keys, args = assign_call(bucket, [sends[i] for i in indexes])
-        pipe.eval(_ASSIGN, len(keys), *keys, *args)
+        redis_client.pipeline_eval(pipe, _ASSIGN, keys, args)
     results: list[str] = [""] * len(sends)
     fenced: set[int] = set()
     for (bucket, indexes), raw in zip(groups.items(), pipe.execute(), strict=True):
@@ -159,16 +159,18 @@ def _all_buckets(buckets: set[int] | None) -> set[int]:
     return set(range(settings.GOCHAT_REDIS_SEQ_BUCKETS)) if buckets is None else buckets
 
 
+# Only ever raise a counter: a live counter ahead of MySQL is still right.
+_RAISE_TO = ("local c = tonumber(redis.call('GET', KEYS[1]) or '0') "
+             "if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1]) end return 1")
+
+
 def reseed_all() -> int:
     """Rebuild every counter from MySQL (reseed_sequences command). Returns how many."""
     rows = Message.objects.values("conversation_id").annotate(m=Max("seq")).values_list("conversation_id", "m")
     pipe = redis_client.client().pipeline(transaction=False)
     n = 0
     for cid, max_seq in rows.iterator():
-        # Only ever raise a counter: a live counter ahead of MySQL is still right.
-        pipe.eval("local c = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                  "if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
-                  1, redis_client.seq_key(cid), max_seq)
+        redis_client.pipeline_eval(pipe, _RAISE_TO, [redis_client.seq_key(cid)], [max_seq])
         n += 1
     pipe.execute()
     mark_counters_epoch()

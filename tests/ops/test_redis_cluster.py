@@ -129,6 +129,8 @@ def test_seqs_across_many_slots_and_a_node_restarted_empty_fences_only_its_bucke
     sequences.mark_counters_epoch(fenced)
     assigned = sequences.assign(batch)
     assert {a.seq for a in assigned} == {4}, "counters reseeded from MySQL's MAX(seq): no gap, no reuse"
+    assert sequences.reseed_all() == len(cids)  # reseed_sequences: raises no counter it finds ahead
+    assert set(sequences.current_seqs(cids).values()) == {4}
 
 
 def _fenced(sequences, batch) -> set[int] | None:  # type: ignore[no-untyped-def]
