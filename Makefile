@@ -70,8 +70,9 @@ CHAOS_ARGS ?= --soak-seconds 1800 --soak-rate 500
 chaos: test-deps
 	$(PY) -m chaos $(CHAOS_ARGS)
 
-# The same faults with two of every process kind on several partitions: each fault kills
-# one of two; fails on any loss, or if either logic consumer or either persistence worker
-# did no work (docs/reliability.md).
+# The same faults with two of every process kind on several partitions and a three-node
+# Redis Cluster, 1:1 and group traffic (a large group's chunked fan-out included): each
+# fault kills one of two (one Redis node, restarted empty); fails on any loss, or if
+# either logic consumer or either persistence worker did no work (docs/reliability.md).
 scale-out: test-deps
 	$(PY) -m chaos --scale-out --soak-seconds 0

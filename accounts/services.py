@@ -4,6 +4,8 @@ from rest_framework.exceptions import ValidationError
 
 from accounts.models import User
 
+CLOSE_BANNED = 4403  # the WebSocket close code of a banned user's sockets (PROTOCOL.md)
+
 
 def user_register(*, username: str, password: str, nickname: str = "") -> User:
     """Create a user; usernames are unique case-insensitively."""
@@ -23,24 +25,21 @@ def user_register(*, username: str, password: str, nickname: str = "") -> User:
     return user
 
 
-def user_control_group(user_id: int) -> str:
-    """Channel-layer group reaching every socket of a user, on every gateway."""
-    return f"user.{user_id}"
-
-
 def users_ban(*, user_ids: list[int]) -> None:
     """Deactivate users and close their live sockets everywhere with 4403.
 
     Login and refresh stop at once (both check is_active); logic rejects queued
-    sends from them because it checks is_active per batch.
+    sends from them because it checks is_active per batch. The close travels as a
+    control record on each gateway's downstream topic, like every push.
     """
-    from asgiref.sync import async_to_sync
-    from channels.layers import get_channel_layer
+    from fanout import presence
+    from fanout.downstream import Deliveries, control_produce
 
     User.objects.filter(pk__in=user_ids).update(is_active=False)
-    layer = get_channel_layer()
-    for user_id in user_ids:
-        async_to_sync(layer.group_send)(user_control_group(user_id), {"type": "control.kick", "code": 4403})
+    kicks = Deliveries()
+    for gateway_id in sorted(presence.gateways_to_reach(user_ids)):
+        kicks.kick_users(gateway_id, CLOSE_BANNED, user_ids)
+    control_produce(kicks)
 
 
 def users_unban(*, user_ids: list[int]) -> None:

@@ -23,8 +23,13 @@ is injected in turn and the failed part restarted, as a supervisor would:
             of GoChat's topics back to 3 in-sync replicas within 60 s).
 With --scale-out GoChat runs two of every process kind (two logic consumers on 4
 upstream partitions, two persistence workers and two fan-out workers on 2 partitions
-each, the two gateways) and each process fault kills one of the two: the survivor takes
-its partitions over while it is down.
+each, the two gateways) on a three-node Redis Cluster (16390-16392, no persistence)
+instead of one Redis, and each process fault kills one of the two: the survivor takes
+its partitions over while it is down; the redis fault kills one cluster node, which
+restarts empty (its slots' counters gone: their slot groups fence and reseed). Beside
+the 1:1 pairs, group traffic runs across both gateways: --groups small groups and one
+group above the large-group threshold (lowered to 50, chunks of 20), so the chunked
+fan-out delivers its messages.
 Then a soak on the same cluster and processes at --soak-rate (--soak-seconds): RSS and
 CPU of every process (the three brokers included) and consumer lag.
 After each phase: every acked message is stored exactly once with the seq and id it
@@ -73,9 +78,12 @@ CHAOS_ENV = {
     "DJANGO_DEBUG": "0",
     "DJANGO_SETTINGS_MODULE": "gochat_project.settings",
 }
+REDIS_NODES = 3 if SCALE_OUT else 1  # a Redis Cluster on REDIS_PORT and the ports after it
+LARGE_GROUP_THRESHOLD, LARGE_GROUP_MEMBERS = 50, 120
 if SCALE_OUT:
     CHAOS_ENV.update({"GOCHAT_UPSTREAM_PARTITIONS": "4", "GOCHAT_PERSIST_PARTITIONS": "2",
-                      "GOCHAT_FANOUT_PARTITIONS": "2"})
+                      "GOCHAT_FANOUT_PARTITIONS": "2", "GOCHAT_REDIS_CLUSTER": "1",
+                      "GOCHAT_LARGE_GROUP_THRESHOLD": str(LARGE_GROUP_THRESHOLD), "GOCHAT_FANOUT_CHUNK": "20"})
 os.environ.update(CHAOS_ENV)
 sys.path.insert(0, str(ROOT))
 
@@ -158,8 +166,15 @@ class Infra:
                                           "--bind-address=127.0.0.1", "--max-connections=500",
                                           "--innodb-buffer-pool-size=256M", *user],
                              ready=port_ready(MYSQL_PORT))
-        self.redis = Process("redis", ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
-                                       "--save", "", "--appendonly", "no"], ready=port_ready(REDIS_PORT))
+        self.redis_dir = CHAOS_DIR / "redis"
+        if REDIS_NODES == 1:
+            self.redis_nodes = [Process("redis", ["redis-server", "--port", str(REDIS_PORT), "--bind", "127.0.0.1",
+                                                  "--save", "", "--appendonly", "no"], ready=port_ready(REDIS_PORT))]
+        else:  # no persistence: a node killed comes back empty, with its slots (nodes-<port>.conf)
+            self.redis_nodes = [Process(f"redis-{port}", [*services.redis_cluster_node_command(
+                "127.0.0.1", port, self.redis_dir), "--appendonly", "no"], ready=port_ready(port))
+                for port in self.redis_ports()]
+        self.redis = self.redis_nodes[len(self.redis_nodes) // 2]  # the one the redis fault kills
         # One process per Kafka node (broker and controller), so that each can be killed alone.
         self.kafka_dir = CHAOS_DIR / "kafka"
         self.nodes = kafka_broker.cluster(KAFKA_PORT, KAFKA_NODES, self.kafka_dir)
@@ -168,23 +183,32 @@ class Infra:
                         for n in self.nodes}
 
     def all(self) -> list[Process]:
-        return [self.mysql, self.redis, *self.brokers.values()]
+        return [self.mysql, *self.redis_nodes, *self.brokers.values()]
+
+    @staticmethod
+    def redis_ports() -> list[int]:
+        return [REDIS_PORT + i for i in range(REDIS_NODES)]
 
     def start(self) -> None:
-        ports = (MYSQL_PORT, REDIS_PORT, *(n.port for n in self.nodes), *(n.controller_port for n in self.nodes))
+        ports = (MYSQL_PORT, *self.redis_ports(), *(n.port for n in self.nodes),
+                 *(n.controller_port for n in self.nodes))
         for port in ports:
             if services.port_open(f"127.0.0.1:{port}"):
                 raise RuntimeError(f"port {port} is taken (a stale chaos run?); the harness needs it free")
         shutil.rmtree(self.mysql_dir, ignore_errors=True)
         shutil.rmtree(self.kafka_dir, ignore_errors=True)  # a fresh cluster every run
-        CHAOS_DIR.mkdir(parents=True, exist_ok=True)
+        shutil.rmtree(self.redis_dir, ignore_errors=True)
+        self.redis_dir.mkdir(parents=True)
         subprocess.run(["mariadb-install-db", "--no-defaults", f"--datadir={self.mysql_dir}",
                         "--auth-root-authentication-method=normal", "--skip-test-db",
                         *(["--user=root"] if os.geteuid() == 0 else [])],
                        check=True, capture_output=True)
         kafka_broker.prepare(self.nodes)
         self.mysql.start(timeout=60)
-        self.redis.start(timeout=60)
+        for p in self.redis_nodes:
+            p.start(timeout=60)
+        if REDIS_NODES > 1:
+            services.redis_cluster_create("127.0.0.1", self.redis_ports())
         # All nodes at once: a node opens its client port only once the controllers have a quorum.
         for p in self.brokers.values():
             p.launch()
@@ -198,7 +222,8 @@ class Infra:
             p.signal_stop()
         for p in brokers:
             p.wait_stopped(20)
-        self.redis.stop()
+        for p in self.redis_nodes:
+            p.stop()
         self.mysql.stop(timeout=30)
 
     def broker_of(self, node_id: int) -> Process:
@@ -308,7 +333,10 @@ class Chaos:
         create_topics()
         self.stack = ScaledStack() if SCALE_OUT else Stack()
         self.stack.start()
-        self.load = Load(self.pairs(self.args.pairs), [ws_url("tgw1"), ws_url("tgw2")], self.args.rate)
+        conversations = self.pairs(self.args.pairs)
+        if SCALE_OUT:
+            conversations += self.groups(self.args.groups)
+        self.load = Load(conversations, [ws_url("tgw1"), ws_url("tgw2")], self.args.rate)
         self.load.start()
 
     def teardown(self) -> None:
@@ -332,6 +360,32 @@ class Chaos:
         for i in range(count):
             (a, ta), (b, tb) = users[2 * i], users[2 * i + 1]
             out.append(((a, ta), (b, tb), f"s_{min(a, b)}_{max(a, b)}"))
+        return out
+
+    @staticmethod
+    def groups(count: int) -> list[tuple[tuple[int, str], tuple[int, str], str]]:
+        """`count` small groups of 6 and one large group of LARGE_GROUP_MEMBERS, each as
+        (owner: the sender, one member: the watched recipient, conversation id). The load
+        puts the two on different gateways; the other members stay offline (the large
+        group's chunks still page through them all)."""
+        from rest_framework_simplejwt.tokens import AccessToken
+
+        from accounts.models import User
+        from groups.models import Group, GroupMember
+
+        sizes = [6] * count + [LARGE_GROUP_MEMBERS]
+        names = [f"chaosg{g}m{m}" for g, size in enumerate(sizes) for m in range(size)]
+        User.objects.bulk_create([User(username=n, password="!") for n in names], ignore_conflicts=True)
+        ids = dict(User.objects.filter(username__in=names).values_list("username", "id"))
+        out = []
+        for g, size in enumerate(sizes):
+            members = [ids[f"chaosg{g}m{m}"] for m in range(size)]
+            group = Group.objects.create(name=f"chaos {g}", owner_id=members[0], member_count=size)
+            GroupMember.objects.bulk_create([GroupMember(group=group, user_id=u, role="owner" if i == 0 else "member")
+                                             for i, u in enumerate(members)])
+            owner, member = members[0], members[1]
+            out.append(((owner, str(AccessToken.for_user(User(pk=owner)))),
+                        (member, str(AccessToken.for_user(User(pk=member)))), f"g_{group.id}"))
         return out
 
     # --- faults -------------------------------------------------------------------
@@ -553,9 +607,18 @@ class Chaos:
                 by_key.setdefault((sender, cmid), []).append((seq, str(mid)))
         r.stored = sum(len(v) for v in by_key.values())
         r.duplicated += sum(len(v) - 1 for v in by_key.values())
+        group_cids = {s.device.conversation_id for s in load.senders if s.device.conversation_id.startswith("g_")}
+        group_senders = {s.device.user_id for s in load.senders if s.device.conversation_id in group_cids}
+        group_lost = 0
         for key, ack in acked.items():
             if by_key.get(key, [None])[0] != (ack.seq, ack.message_id):
                 r.lost += 1
+                group_lost += key[0] in group_senders
+        if group_cids:  # the group share of the figures, in the notes
+            group_acked = sum(1 for sender, _ in acked if sender in group_senders)
+            group_dup = sum(len(v) - 1 for (sender, _), v in by_key.items() if sender in group_senders)
+            group_gaps = sum(1 for cid, v in seqs.items() if cid in group_cids and len(v) != max(v))
+            r.notes.append(f"groups: {group_acked} acked, {group_lost} lost, {group_dup} dup, {group_gaps} gaps")
         for cid, v in seqs.items():
             missing = sorted(set(range(1, max(v) + 1)) - set(v))
             if missing or len(v) != max(v):
@@ -677,6 +740,7 @@ def main() -> int:
                         help=f"any of {', '.join(FAULTS)}, all, or none (only the soak)")
     parser.add_argument("--rate", type=float, default=200.0, help="messages a second, all senders together")
     parser.add_argument("--pairs", type=int, default=50)
+    parser.add_argument("--groups", type=int, default=8, help="--scale-out: small groups beside the large one")
     parser.add_argument("--phase-seconds", type=float, default=25.0,
                         help="load per fault phase (the broker phase: at least the lead, 10 s down and 20 s more)")
     parser.add_argument("--lead-seconds", type=float, default=5.0, help="steady load before each fault")

@@ -5,11 +5,14 @@ frames each gateway must push and to whom, and produces one Kafka record per
 gateway. A frame is encoded once and carried as text; gateways never re-encode it.
 
 Record value: a JSON list of {"f": frame text, "u": [user ids], "c": [connection
-ids], "x": connection id to skip}. Downstream topics have one partition by
-default, so the records of one gateway keep logic's order.
+ids], "x": connection id to skip}, or of control items {"k": close code, "u"/"c":
+whose sockets to close} (a ban closes a user's sockets with 4403 on every gateway; a
+user over the connection cap loses their oldest sockets with 4409). Downstream topics
+have one partition by default, so the records of one gateway keep logic's order.
 """
 
 from collections import defaultdict
+from functools import cache
 from typing import Any
 
 import orjson
@@ -34,6 +37,13 @@ class Deliveries:
     def to_connection(self, gateway_id: str, frame: str, conn_id: str) -> None:
         self._by_gateway[gateway_id].append({"f": frame, "c": [conn_id]})
 
+    def kick_users(self, gateway_id: str, code: int, user_ids: list[int]) -> None:
+        """Close every socket of these users on that gateway with `code`."""
+        self._by_gateway[gateway_id].append({"k": code, "u": user_ids})
+
+    def kick_connections(self, gateway_id: str, code: int, conn_ids: list[str]) -> None:
+        self._by_gateway[gateway_id].append({"k": code, "c": conn_ids})
+
     def produce(self, producer: Producer) -> int:
         """Produce one record per gateway; returns how many. Caller flushes."""
         for gateway_id, items in self._by_gateway.items():
@@ -50,3 +60,24 @@ def flush_or_raise(producer: Producer, errors: list[Exception], timeout: float =
         first = errors[0]
         errors.clear()
         raise KafkaException(f"produce failed: {first}")
+
+
+_control_errors: list[Exception] = []
+
+
+@cache
+def _control_producer() -> Producer:
+    return Producer(kafka.producer_config(on_delivery=_on_control_delivery))
+
+
+def _on_control_delivery(err: Any, msg: Any) -> None:
+    if err is not None:
+        _control_errors.append(KafkaException(err))
+
+
+def control_produce(deliveries: Deliveries, timeout: float = 10.0) -> None:
+    """Produce control records (rare: bans, sockets over the cap) from a gateway or a
+    command, and wait until Kafka holds them."""
+    if deliveries:
+        deliveries.produce(_control_producer())
+        flush_or_raise(_control_producer(), _control_errors, timeout)

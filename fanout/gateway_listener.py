@@ -9,7 +9,7 @@ import logging
 import threading
 import uuid
 from collections import defaultdict
-from typing import Protocol
+from typing import Any, Protocol
 
 import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
@@ -23,6 +23,8 @@ class Socket(Protocol):
     conn_id: str
 
     async def push(self, text: str) -> None: ...
+
+    async def close(self, code: int | None = None, reason: str | None = None) -> None: ...
 
 
 class LocalConnections:
@@ -65,16 +67,24 @@ class LocalConnections:
                 log.error("undecodable downstream record dropped")
                 continue
             for item in items:
+                targets = self._targets(item)
+                if "k" in item:  # control: close the sockets (fanout.downstream)
+                    for socket in targets:
+                        await socket.close(code=int(item["k"]))
+                    continue
                 frame = item["f"]
-                skip = item.get("x")
-                targets: list[Socket] = []
-                for user_id in item.get("u", ()):
-                    targets.extend(s for cid, s in self.by_user.get(user_id, {}).items() if cid != skip)
-                for conn_id in item.get("c", ()):
-                    if (s := self.by_conn.get(conn_id)) is not None:
-                        targets.append(s)
                 for socket in targets:
                     await socket.push(frame)
+
+    def _targets(self, item: dict[str, Any]) -> list[Socket]:
+        skip = item.get("x")
+        targets: list[Socket] = []
+        for user_id in item.get("u", ()):
+            targets.extend(s for cid, s in self.by_user.get(user_id, {}).items() if cid != skip)
+        for conn_id in item.get("c", ()):
+            if (s := self.by_conn.get(conn_id)) is not None:
+                targets.append(s)
+        return targets
 
 
 class DownstreamListener(threading.Thread):

@@ -6,6 +6,9 @@
   while the user's other devices keep the hash alive.
 - `online`: sorted set user id -> expires_at, so fan-out can filter a chunk of
   members with one ZMSCORE and a dead gateway's users fall out by themselves.
+
+On a Redis Cluster the two live in different slots, so no script touches both
+(presence_remove takes two steps).
 """
 
 import time
@@ -16,14 +19,14 @@ from django.conf import settings
 
 from gochat_project.infra import redis_client
 
-# Remove one connection; drop the user from `online` when it was the last one.
+# Remove one connection; 1 when it was the user's last one.
 _DISCONNECT = """
 redis.call('HDEL', KEYS[1], ARGV[1])
 if redis.call('HLEN', KEYS[1]) == 0 then
   redis.call('DEL', KEYS[1])
-  redis.call('ZREM', KEYS[2], ARGV[2])
+  return 1
 end
-return 1
+return 0
 """
 
 
@@ -51,8 +54,13 @@ async def presence_refresh(connections: Iterable[tuple[int, str]], gateway_id: s
 
 async def presence_remove(user_id: int, conn_id: str) -> None:
     r = redis_client.async_client()
-    await r.eval(_DISCONNECT, 2, redis_client.presence_key(user_id), redis_client.online_key(),
-                 conn_id, str(user_id))
+    if await r.eval(_DISCONNECT, 1, redis_client.presence_key(user_id), conn_id):
+        await r.zrem(redis_client.online_key(), str(user_id))
+        # A socket of the user's may have connected (on any gateway) between the two steps,
+        # its refresh's ZADD landing before our ZREM: its hash entry is then there (written
+        # before that ZADD), so put the user back.
+        if await r.exists(redis_client.presence_key(user_id)):
+            await r.zadd(redis_client.online_key(), {str(user_id): time.time() + settings.GOCHAT_PRESENCE_TTL_S})
 
 
 def gateways_of_users(user_ids: Iterable[int]) -> dict[int, set[str]]:
@@ -71,6 +79,15 @@ def gateways_of_users(user_ids: Iterable[int]) -> dict[int, set[str]]:
             if float(expires_at or 0) > now:
                 found[user_id].add(gateway_id)
     return found
+
+
+def gateways_to_reach(user_ids: list[int]) -> set[str]:
+    """Every gateway that may hold a socket of these users: those their presence names,
+    and every gateway that wrote its stats within the presence TTL (presence may have
+    been lost with a Redis node; a control message to a gateway without them is a no-op)."""
+    found = {gw for gws in gateways_of_users(user_ids).values() for gw in gws}
+    recent = time.time() - settings.GOCHAT_PRESENCE_TTL_S
+    return found | {gw for gw, stats in gateway_stats().items() if stats.get("ts", 0) > recent}
 
 
 def online_filter(user_ids: list[int]) -> list[int]:
@@ -116,7 +133,16 @@ def new_connection_id() -> str:
 
 async def live_connections(user_id: int) -> list[str]:
     """The user's unexpired connection ids on every gateway, oldest first."""
+    return sorted(await connection_gateways(user_id))
+
+
+async def connection_gateways(user_id: int) -> dict[str, str]:
+    """The user's unexpired connections: connection id -> gateway id."""
     entries = await redis_client.async_client().hgetall(redis_client.presence_key(user_id))
     now = time.time()
-    live = [k.decode() for k, v in entries.items() if float(v.decode().partition("|")[2] or 0) > now]
-    return sorted(live)
+    live = {}
+    for k, v in entries.items():
+        gateway_id, _, expires_at = v.decode().partition("|")
+        if float(expires_at or 0) > now:
+            live[k.decode()] = gateway_id
+    return live

@@ -48,6 +48,14 @@ GOCHAT_TRUSTED_PROXIES = env.int("GOCHAT_TRUSTED_PROXIES", default=0)
 
 # --- GoChat ---------------------------------------------------------------
 GOCHAT_REDIS_URL = env.str("GOCHAT_REDIS_URL", default="redis://127.0.0.1:6379/0")
+# A Redis Cluster instead of one Redis: GOCHAT_REDIS_URL then names any of its nodes
+# (database 0), and `services up` starts a three-node cluster when that is on loopback.
+GOCHAT_REDIS_CLUSTER = env.bool("GOCHAT_REDIS_CLUSTER", default=False)
+# Conversations hash into this many slot groups; each has its own fence (epoch marker).
+# 64 groups spread over a 3-node cluster's 16,384 slots still land on every node, and a
+# batch of 1,000 sends costs at most 64 script calls, pipelined per node. Changing it
+# moves every counter: logic then fences and reseeds from MySQL, as after a loss.
+GOCHAT_REDIS_SEQ_BUCKETS = env.int("GOCHAT_REDIS_SEQ_BUCKETS", default=64)
 # Unset: the embedded Apache Kafka broker on 127.0.0.1:9092, which `manage.py services up`
 # installs and starts. Set: your cluster's bootstrap servers (comma-separated).
 GOCHAT_KAFKA_BOOTSTRAP = env.str("GOCHAT_KAFKA_BOOTSTRAP", default="")
@@ -268,24 +276,10 @@ SPECTACULAR_SETTINGS = {
 
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's RedisCache on GoChat's own client, so it works on a Redis Cluster too.
+        "BACKEND": "gochat_project.infra.redis_client.SharedRedisCache",
         "LOCATION": GOCHAT_REDIS_URL,
         "KEY_PREFIX": GOCHAT_REDIS_PREFIX + "cache",
-    }
-}
-
-CHANNEL_LAYERS = {
-    "default": {
-        # channels-redis, waiting out a Redis outage instead of closing every socket 1011.
-        "BACKEND": "gochat_project.infra.channel_layer.ResilientRedisChannelLayer",
-        "CONFIG": {
-            # redis-py 8 defaults socket_timeout to 5 s, the same as the layer's
-            # blocking receive: idle consumers would die (channels_redis#422).
-            "hosts": [{"address": GOCHAT_REDIS_URL, "socket_timeout": None,
-                       "max_connections": 1000}],
-            "prefix": GOCHAT_REDIS_PREFIX + "layer",
-            "capacity": 1000,
-        },
     }
 }
 

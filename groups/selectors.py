@@ -45,7 +45,7 @@ def _cache_fill(group_id: int) -> int | None:
     """Load a group's members into Redis; returns the member count, None if gone/dissolved."""
     group = Group.objects.filter(pk=group_id, dissolved=False).first()
     r = redis_client.client()
-    info_key = redis_client.key("ginfo", group_id)
+    info_key = redis_client.group_info_key(group_id)
     if group is None:
         r.set(info_key, "-1", ex=60)
         return None
@@ -69,7 +69,7 @@ def _cache_fill(group_id: int) -> int | None:
 
 
 def group_cache_invalidate(group_id: int) -> None:
-    redis_client.client().delete(redis_client.key("ginfo", group_id), redis_client.group_members_key(group_id))
+    redis_client.client().delete(redis_client.group_info_key(group_id), redis_client.group_members_key(group_id))
 
 
 def groups_for_routing(*, senders: dict[int, set[int]]) -> dict[int, RoutingGroup]:
@@ -83,7 +83,7 @@ def groups_for_routing(*, senders: dict[int, set[int]]) -> dict[int, RoutingGrou
         return {}
     r = redis_client.client()
     ids = list(senders)
-    counts = r.mget([redis_client.key("ginfo", g) for g in ids])
+    counts = redis_client.mget([redis_client.group_info_key(g) for g in ids])
     sizes: dict[int, int] = {}
     for gid, raw in zip(ids, counts, strict=True):
         count = int(raw) if raw is not None else _cache_fill(gid)
@@ -113,6 +113,6 @@ def groups_for_routing(*, senders: dict[int, set[int]]) -> dict[int, RoutingGrou
 def group_member_ids(*, group_id: int) -> list[int]:
     """Every member id of a group, sorted (from the Redis cache, filled on a miss)."""
     r = redis_client.client()
-    if not r.exists(redis_client.key("ginfo", group_id)):
+    if not r.exists(redis_client.group_info_key(group_id)):
         _cache_fill(group_id)
     return sorted(int(k) for k in r.hkeys(redis_client.group_members_key(group_id)))

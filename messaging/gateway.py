@@ -25,8 +25,9 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from accounts.services import user_control_group
+from accounts.services import CLOSE_BANNED
 from fanout import presence
+from fanout.downstream import Deliveries, control_produce
 from fanout.gateway_listener import DownstreamListener, LocalConnections
 from messaging import frames, metrics, selectors, services, upstream
 from messaging.frames import FrameError
@@ -35,7 +36,6 @@ log = logging.getLogger(__name__)
 access = logging.getLogger("gochat.access")  # one line per socket opened, refused and closed
 
 CLOSE_BAD_TOKEN = 4401
-CLOSE_BANNED = 4403
 CLOSE_PROTOCOL_ABUSE = 4400
 CLOSE_RATE_ABUSE = 4429
 CLOSE_TOO_MANY_CONNECTIONS = 4409
@@ -279,7 +279,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self._log_access("open", None, user_id)
         try:
             await presence.presence_refresh([(user_id, self.conn_id)], RUNTIME.gateway_id)
-            await self.channel_layer.group_add(user_control_group(user_id), self.channel_name)
             await self._enforce_connection_limit()
         except BACKING_STORE_ERRORS as exc:
             # Without presence nothing would be pushed here: ask the client to come back.
@@ -288,11 +287,14 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def _enforce_connection_limit(self) -> None:
         """Over GOCHAT_WS_MAX_CONNECTIONS, the user's oldest sockets (on any gateway) close with 4409."""
-        conns = await presence.live_connections(self.user_id)
-        excess = conns[: max(0, len(conns) - settings.GOCHAT_WS_MAX_CONNECTIONS)]
+        conns = await presence.connection_gateways(self.user_id)
+        excess = sorted(conns)[: max(0, len(conns) - settings.GOCHAT_WS_MAX_CONNECTIONS)]
         if excess:
-            await self.channel_layer.group_send(user_control_group(self.user_id), {
-                "type": "control.kick", "code": CLOSE_TOO_MANY_CONNECTIONS, "conn_ids": excess})
+            kicks = Deliveries()
+            for gateway_id in {conns[c] for c in excess}:
+                kicks.kick_connections(gateway_id, CLOSE_TOO_MANY_CONNECTIONS, [c for c in excess
+                                                                                 if conns[c] == gateway_id])
+            await asyncio.to_thread(control_produce, kicks)
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """Channels' dispatch hops to a thread to close stale DB connections before every
@@ -343,7 +345,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
         metrics.CONNECTIONS.set(RUNTIME.connections.count())
         try:
             await presence.presence_remove(self.user_id, self.conn_id)
-            await self.channel_layer.group_discard(user_control_group(self.user_id), self.channel_name)
         except Exception:
             log.exception("presence cleanup failed; the entry expires with its TTL")
 
@@ -359,13 +360,6 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
     async def send_frame(self, frame: dict[str, Any]) -> None:
         await self.send(text_data=orjson.dumps(frame).decode())
-
-    async def control_kick(self, event: dict[str, Any]) -> None:
-        """Channel-layer control message: close this socket (ban; or too many connections,
-        naming the ones to close)."""
-        targets = event.get("conn_ids")
-        if targets is None or self.conn_id in targets:
-            await self.close(code=int(event.get("code", CLOSE_BANNED)))
 
     # --- frames -------------------------------------------------------------
 

@@ -347,11 +347,12 @@ class Logic:
         while True:
             try:
                 return sequences.assign(args)
-            except sequences.FenceRequired:
-                log.warning("sequence counters are gone from Redis: waiting for persistence to drain")
+            except sequences.FenceRequired as lost:
+                log.warning("sequence counters of %d slot groups are gone from Redis: waiting for persistence "
+                            "to drain", len(lost.buckets))
                 self._await_persistence_drained()
-                sequences.seed_counters({a[0] for a in args})
-                sequences.mark_counters_epoch()
+                sequences.seed_counters({a[0] for a in args if redis_client.bucket_of(a[0]) in lost.buckets})
+                sequences.mark_counters_epoch(lost.buckets)
                 return None
             except sequences.SeedRequired as need:
                 # The epoch marker is present, so Redis kept every counter it was given:

@@ -1,15 +1,24 @@
 """Sequence numbers and idempotency records in Redis (ARCHITECTURE.md, Storage).
 
-One Lua call per batch returns, for each send, either the (message_id, seq, ts,
-conversation) already recorded for its (sender, client_msg_id), or a fresh seq
-from the conversation's counter. A batch consumed twice after a crash thus gets
-the same seqs: no gap, no duplicate.
+One Lua call per slot group returns, for each send, either the (message_id, seq,
+ts, conversation) already recorded for its (sender, client_msg_id), or a fresh seq
+from the conversation's counter. A batch consumed twice after a crash thus gets the
+same seqs: no gap, no duplicate.
 
-A missing counter is never blindly re-seeded: the `seq_epoch` sentinel lives as
-long as the counters do, so its absence means Redis lost them. Until everything
-already handed to persistence is stored, the batch waits (see logic.py).
+Conversations hash into GOCHAT_REDIS_SEQ_BUCKETS slot groups (redis_client.bucket_of).
+A group's counters, the idempotency records of sends into its conversations, and its
+`seq_epoch` marker share one hash tag, so each script call touches one slot and runs
+on a Redis Cluster as on one Redis. A batch is split by group; the calls go in one
+pipeline (one round trip per node).
+
+A missing counter is never blindly re-seeded: a group's `seq_epoch` marker lives as
+long as its counters do, so its absence means the node holding the group lost them
+(restarted empty). Until everything already handed to persistence is stored, sends
+into the lost groups wait (see logic.py); the other groups, and the other nodes of a
+cluster, keep assigning.
 """
 
+from collections import defaultdict
 from dataclasses import dataclass
 
 import orjson
@@ -21,26 +30,24 @@ from messaging.models import Message
 
 IDEM_TTL_S = 7 * 24 * 3600
 
+# KEYS: the group's epoch marker, then per send its counter and its idempotency record.
+# ARGV: ttl, then per send message_id, ts, conversation_id.
 _ASSIGN = """
-local prefix, ttl, n = ARGV[1], tonumber(ARGV[2]), tonumber(ARGV[3])
-if redis.call('EXISTS', prefix .. 'seq_epoch') == 0 then return {'FENCE'} end
+if redis.call('EXISTS', KEYS[1]) == 0 then return {'FENCE'} end
+local ttl = tonumber(ARGV[1])
 local out = {}
-for i = 0, n - 1 do
-  local b = 4 + i * 5
-  local conv, sender, cmid, mid, ts = ARGV[b], ARGV[b + 1], ARGV[b + 2], ARGV[b + 3], ARGV[b + 4]
-  local ik = prefix .. 'idem:' .. sender .. ':' .. cmid
+for i = 0, (#KEYS - 1) / 2 - 1 do
+  local sk, ik = KEYS[2 + i * 2], KEYS[3 + i * 2]
+  local mid, ts, conv = ARGV[2 + i * 3], ARGV[3 + i * 3], ARGV[4 + i * 3]
   local prev = redis.call('GET', ik)
   if prev then
     out[#out + 1] = 'OLD:' .. prev
+  elseif redis.call('EXISTS', sk) == 0 then
+    out[#out + 1] = 'SEED'
   else
-    local sk = prefix .. 'seq:' .. conv
-    if redis.call('EXISTS', sk) == 0 then
-      out[#out + 1] = 'SEED'
-    else
-      local rec = mid .. ':' .. redis.call('INCR', sk) .. ':' .. ts .. ':' .. conv
-      redis.call('SET', ik, rec, 'EX', ttl)
-      out[#out + 1] = 'NEW:' .. rec
-    end
+    local rec = mid .. ':' .. redis.call('INCR', sk) .. ':' .. ts .. ':' .. conv
+    redis.call('SET', ik, rec, 'EX', ttl)
+    out[#out + 1] = 'NEW:' .. rec
   end
 end
 return out
@@ -57,7 +64,11 @@ class Assigned:
 
 
 class FenceRequired(Exception):
-    """Redis lost its counters: persistence must drain before re-seeding."""
+    """Redis lost the counters of some slot groups: persistence must drain before re-seeding."""
+
+    def __init__(self, buckets: set[int] | None = None) -> None:
+        super().__init__(buckets)
+        self.buckets = buckets if buckets is not None else set(range(settings.GOCHAT_REDIS_SEQ_BUCKETS))
 
 
 class SeedRequired(Exception):
@@ -66,15 +77,49 @@ class SeedRequired(Exception):
         self.conversation_ids = conversation_ids
 
 
-def assign(sends: list[tuple[str, int, str, int, int]]) -> list[Assigned]:
-    """sends: (conversation_id, sender_id, client_msg_id, new message_id, ts)."""
-    args: list[object] = [settings.GOCHAT_REDIS_PREFIX, IDEM_TTL_S, len(sends)]
-    for send in sends:
-        args.extend(send)
-    raw = redis_client.client().eval(_ASSIGN, 0, *args)
-    results = [r.decode() for r in raw]
-    if results == ["FENCE"]:
-        raise FenceRequired()
+Send = tuple[str, int, str, int, int]  # (conversation_id, sender_id, client_msg_id, new message_id, ts)
+
+
+def by_bucket(sends: list[Send]) -> dict[int, list[int]]:
+    """Slot group -> the indexes of its sends, in batch order."""
+    groups: dict[int, list[int]] = defaultdict(list)
+    for i, send in enumerate(sends):
+        groups[redis_client.bucket_of(send[0])].append(i)
+    return groups
+
+
+def assign_call(bucket: int, sends: list[Send]) -> tuple[list[str], list[object]]:
+    """KEYS and ARGV of one _ASSIGN call: sends all of one slot group."""
+    keys = [redis_client.seq_epoch_key(bucket)]
+    args: list[object] = [IDEM_TTL_S]
+    for cid, sender, cmid, mid, ts in sends:
+        keys += [redis_client.seq_key(cid), redis_client.idem_key(sender, cmid, cid)]
+        args += [mid, ts, cid]
+    return keys, args
+
+
+def assign(sends: list[Send]) -> list[Assigned]:
+    """sends: (conversation_id, sender_id, client_msg_id, new message_id, ts).
+
+    Raises FenceRequired naming the slot groups that lost their counters, else
+    SeedRequired naming conversations without a counter yet. Sends of the other
+    groups are assigned meanwhile; a retry finds their idempotency records."""
+    groups = by_bucket(sends)
+    pipe = redis_client.client().pipeline(transaction=False)
+    for bucket, indexes in groups.items():
+        keys, args = assign_call(bucket, [sends[i] for i in indexes])
+        redis_client.pipeline_eval(pipe, _ASSIGN, keys, args)
+    results: list[str] = [""] * len(sends)
+    fenced: set[int] = set()
+    for (bucket, indexes), raw in zip(groups.items(), pipe.execute(), strict=True):
+        answers = [r.decode() for r in raw]
+        if answers == ["FENCE"]:
+            fenced.add(bucket)
+            continue
+        for i, r in zip(indexes, answers, strict=True):
+            results[i] = r
+    if fenced:
+        raise FenceRequired(fenced)
     missing = {send[0] for send, r in zip(sends, results, strict=True) if r == "SEED"}
     if missing:
         raise SeedRequired(missing)
@@ -96,12 +141,27 @@ def seed_counters(conversation_ids: set[str]) -> None:
     pipe.execute()
 
 
-def counters_epoch_exists() -> bool:
-    return bool(redis_client.client().exists(redis_client.key("seq_epoch")))
+def counters_epoch_exists(buckets: set[int] | None = None) -> bool:
+    """Whether every given slot group (default: all) still has its epoch marker."""
+    keys = [redis_client.seq_epoch_key(b) for b in sorted(_all_buckets(buckets))]
+    return all(v is not None for v in redis_client.mget(keys))
 
 
-def mark_counters_epoch() -> None:
-    redis_client.client().set(redis_client.key("seq_epoch"), "1", nx=True)
+def mark_counters_epoch(buckets: set[int] | None = None) -> None:
+    """Mark the given slot groups (default: all) as holding every counter they were given."""
+    pipe = redis_client.client().pipeline(transaction=False)
+    for b in sorted(_all_buckets(buckets)):
+        pipe.set(redis_client.seq_epoch_key(b), "1", nx=True)
+    pipe.execute()
+
+
+def _all_buckets(buckets: set[int] | None) -> set[int]:
+    return set(range(settings.GOCHAT_REDIS_SEQ_BUCKETS)) if buckets is None else buckets
+
+
+# Only ever raise a counter: a live counter ahead of MySQL is still right.
+_RAISE_TO = ("local c = tonumber(redis.call('GET', KEYS[1]) or '0') "
+             "if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1]) end return 1")
 
 
 def reseed_all() -> int:
@@ -110,10 +170,7 @@ def reseed_all() -> int:
     pipe = redis_client.client().pipeline(transaction=False)
     n = 0
     for cid, max_seq in rows.iterator():
-        # Only ever raise a counter: a live counter ahead of MySQL is still right.
-        pipe.eval("local c = tonumber(redis.call('GET', KEYS[1]) or '0') "
-                  "if tonumber(ARGV[1]) > c then redis.call('SET', KEYS[1], ARGV[1]) end return 1",
-                  1, redis_client.seq_key(cid), max_seq)
+        redis_client.pipeline_eval(pipe, _RAISE_TO, [redis_client.seq_key(cid)], [max_seq])
         n += 1
     pipe.execute()
     mark_counters_epoch()
@@ -123,7 +180,7 @@ def reseed_all() -> int:
 def current_seqs(conversation_ids: list[str]) -> dict[str, int]:
     if not conversation_ids:
         return {}
-    values = redis_client.client().mget([redis_client.seq_key(c) for c in conversation_ids])
+    values = redis_client.mget([redis_client.seq_key(c) for c in conversation_ids])
     return {c: int(v) for c, v in zip(conversation_ids, values, strict=True) if v is not None}
 
 

@@ -163,7 +163,7 @@ def _apply_recall_marks(message_ids: list[int]) -> None:
     """Recalls that arrived before these rows were stored."""
     from gochat_project.infra import redis_client
 
-    marks = redis_client.client().mget([redis_client.key("recalled", m) for m in message_ids])
+    marks = redis_client.mget([redis_client.key("recalled", m) for m in message_ids])
     recalled = [m for m, mark in zip(message_ids, marks, strict=True) if mark]
     if recalled:
         Message.objects.filter(message_id__in=recalled).update(recalled=True, body="", extra={})

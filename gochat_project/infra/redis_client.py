@@ -1,15 +1,39 @@
 """Shared Redis clients (one pool per process) and the key formats of GoChat.
-Every Redis key is built here so each format lives in one place."""
+Every Redis key is built here so each format lives in one place.
 
+One Redis, or a Redis Cluster (GOCHAT_REDIS_CLUSTER=1; GOCHAT_REDIS_URL then names
+any node, the client discovers the rest). Keys that one script or transaction
+touches together carry the same hash tag (`{b17}`: Redis hashes only what is
+between the braces), so they share a slot, whichever of the two it is: the formats
+do not depend on the setting.
+"""
+
+import zlib
 from functools import cache
+from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
+from redis.cluster import RedisCluster
+
+SyncClient = redis.Redis | RedisCluster
+AsyncClient = aioredis.Redis | AsyncRedisCluster
+
+
+def cluster_enabled() -> bool:
+    return bool(settings.GOCHAT_REDIS_CLUSTER)
 
 
 @cache
-def client() -> redis.Redis:
+def client() -> SyncClient:
+    if cluster_enabled():
+        # Connections per node; a node that dies is dropped and the slot map refreshed
+        # on the next MOVED or connection error (redis-py's own retry).
+        return RedisCluster.from_url(settings.GOCHAT_REDIS_URL, max_connections=100, socket_timeout=10,
+                                     socket_connect_timeout=2, require_full_coverage=False)
     # Blocking pools wait for a free connection: the default pool raises
     # MaxConnectionsError at once when a burst of sockets connects (seen in the bench).
     pool = redis.BlockingConnectionPool.from_url(settings.GOCHAT_REDIS_URL, max_connections=100, timeout=10,
@@ -17,33 +41,85 @@ def client() -> redis.Redis:
     return redis.Redis(connection_pool=pool)
 
 
-_async_clients: dict[int, aioredis.Redis] = {}
+_async_clients: dict[int, AsyncClient] = {}
 
 
-def async_client() -> aioredis.Redis:
+def async_client() -> AsyncClient:
     """One asyncio client per event loop (a pool is bound to the loop it was made on)."""
     import asyncio
 
     loop_id = id(asyncio.get_running_loop())
     c = _async_clients.get(loop_id)
     if c is None:
-        pool = aioredis.BlockingConnectionPool.from_url(settings.GOCHAT_REDIS_URL, max_connections=200, timeout=10,
-                                                        socket_timeout=10, health_check_interval=30)
-        c = aioredis.Redis(connection_pool=pool)
+        if cluster_enabled():
+            c = AsyncRedisCluster.from_url(settings.GOCHAT_REDIS_URL, max_connections=200, socket_timeout=10,
+                                           socket_connect_timeout=2, require_full_coverage=False)
+        else:
+            pool = aioredis.BlockingConnectionPool.from_url(settings.GOCHAT_REDIS_URL, max_connections=200,
+                                                            timeout=10, socket_timeout=10, health_check_interval=30)
+            c = aioredis.Redis(connection_pool=pool)
         _async_clients[loop_id] = c
     return c
 
+
+def mget(keys: list[str]) -> list[bytes | None]:
+    """MGET of keys in any slots: a cluster splits it per slot (one round trip per node)."""
+    if not keys:
+        return []
+    c = client()
+    if isinstance(c, RedisCluster):
+        return c.mget_nonatomic(keys)
+    return c.mget(keys)
+
+
+def pipeline_eval(pipe: Any, script: str, keys: list[str], args: list[object]) -> None:
+    """Queue a Lua script on a pipeline. redis-py's cluster pipeline refuses `.eval()`,
+    yet routes a plain EVAL command by its keys (all in one slot)."""
+    pipe.execute_command("EVAL", script, len(keys), *keys, *args)
+
+
+# --- key formats ----------------------------------------------------------------------
 
 def key(*parts: object) -> str:
     return settings.GOCHAT_REDIS_PREFIX + ":".join(str(p) for p in parts)
 
 
+def bucket_of(conversation_id: str) -> int:
+    """The slot group of a conversation: its counter, its idempotency records and its
+    bucket's epoch marker share one hash tag. crc32, not hash(): the same in every process."""
+    return zlib.crc32(conversation_id.encode()) % settings.GOCHAT_REDIS_SEQ_BUCKETS
+
+
+def bucket_tag(bucket: int) -> str:
+    return f"{{b{bucket}}}"
+
+
 def seq_key(conversation_id: str) -> str:
-    return key("seq", conversation_id)
+    return key(bucket_tag(bucket_of(conversation_id)), "seq", conversation_id)
 
 
-def idem_key(sender_id: int, client_msg_id: str) -> str:
-    return key("idem", sender_id, client_msg_id)
+def seq_epoch_key(bucket: int) -> str:
+    """Present as long as the bucket's counters are: gone means the node holding the
+    bucket lost them (restarted empty, or Redis flushed)."""
+    return key(bucket_tag(bucket), "seq_epoch")
+
+
+def idem_key(sender_id: int, client_msg_id: str, conversation_id: str) -> str:
+    """In the conversation's bucket, so the assignment script touches one slot."""
+    return key(bucket_tag(bucket_of(conversation_id)), "idem", sender_id, client_msg_id)
+
+
+def seq_pattern() -> str:
+    """SCAN pattern of every counter (all buckets)."""
+    return key("{b*}", "seq", "*")
+
+
+def idem_pattern() -> str:
+    return key("{b*}", "idem", "*")
+
+
+def seq_epoch_pattern() -> str:
+    return key("{b*}", "seq_epoch")
 
 
 def recent_key(conversation_id: str) -> str:
@@ -58,5 +134,42 @@ def online_key() -> str:
     return key("online")
 
 
+def group_tag(group_id: int) -> str:
+    return f"{{g{group_id}}}"
+
+
+def group_info_key(group_id: int) -> str:
+    """The cached member count; written in one transaction with the member hash."""
+    return key(group_tag(group_id), "ginfo")
+
+
 def group_members_key(group_id: int) -> str:
-    return key("gmembers", group_id)
+    return key(group_tag(group_id), "gmembers")
+
+
+# --- Django's cache (DRF throttles) on the same client ---------------------------------
+
+class _SharedClientCache(RedisCacheClient):
+    """Django's RedisCacheClient builds a plain redis.Redis per server; this one hands
+    out the shared client instead, so the cache follows GOCHAT_REDIS_CLUSTER."""
+
+    def get_client(self, key: Any = None, *, write: bool = False) -> Any:
+        return client()
+
+    def get_many(self, keys: Any) -> dict[Any, Any]:
+        values = mget(list(keys))
+        return {k: self._serializer.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
+
+    def set_many(self, data: dict[Any, Any], timeout: Any) -> None:
+        pipe = client().pipeline(transaction=False)  # MSET would span slots
+        for k, v in data.items():
+            pipe.set(k, self._serializer.dumps(v), ex=timeout)
+        pipe.execute()
+
+
+class SharedRedisCache(RedisCache):
+    """CACHES backend: Django's RedisCache (throttle counters) on GoChat's Redis client."""
+
+    def __init__(self, server: str, params: dict[str, Any]) -> None:
+        super().__init__(server, params)
+        self._class = _SharedClientCache

@@ -138,6 +138,57 @@ def redis_start(host: str, port: int) -> None:
     _wait_port(f"{host}:{port}", "redis", 30)
 
 
+REDIS_CLUSTER_NODES = 3  # the local cluster: three masters on consecutive ports, no replicas
+
+
+def redis_cluster_node_command(host: str, port: int, data: Path) -> list[str]:
+    """One node of the local Redis Cluster, in the foreground. Its nodes-{port}.conf (the
+    cluster's membership and its slots) lives in `data`, so a node restarted there, even
+    with its data gone, takes its slots back. Other nodes keep serving their slots while
+    one is down (cluster-require-full-coverage no), and mark it failed after 2 s."""
+    return [REDIS_SERVER, "--bind", host, "--port", str(port), "--dir", str(data),
+            "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+            "--cluster-node-timeout", "2000", "--cluster-require-full-coverage", "no",
+            "--appendonly", "yes", "--appendfsync", "everysec", "--save", ""]
+
+
+def redis_cluster_create(host: str, ports: list[int], timeout: float = 30) -> bool:
+    """Join running cluster-mode nodes into one cluster with every slot assigned, unless
+    they already are (True if created). Waits until every node reports the cluster ok."""
+    import redis
+
+    nodes = [redis.Redis(host=host, port=p, socket_timeout=5) for p in ports]
+    created = False
+    if int(nodes[0].cluster("info").get("cluster_slots_assigned", 0)) < 16384:
+        subprocess.run(["redis-cli", "--cluster", "create", *(f"{host}:{p}" for p in ports),
+                        "--cluster-replicas", "0", "--cluster-yes"], check=True, capture_output=True, timeout=60)
+        created = True
+    deadline = time.monotonic() + timeout
+    while any(n.cluster("info").get("cluster_state") != "ok" for n in nodes):
+        if time.monotonic() > deadline:
+            raise ServiceUnavailable("redis", f"cluster on {host}:{ports[0]}.. not ok after {timeout:.0f} s")
+        time.sleep(0.2)
+    return created
+
+
+def redis_cluster_start(host: str, first_port: int, count: int = REDIS_CLUSTER_NODES) -> None:
+    """Install Redis and start a local cluster of `count` nodes from `first_port` (data in
+    .run/redis-cluster/<port>): the nodes not running are started, then joined."""
+    apt_install("redis-server")
+    ports = list(range(first_port, first_port + count))
+    for port in ports:
+        if port_open(f"{host}:{port}"):
+            continue
+        data = RUN_DIR / "redis-cluster" / str(port)
+        data.mkdir(parents=True, exist_ok=True)
+        subprocess.run([*redis_cluster_node_command(host, port, data), "--daemonize", "yes",
+                        "--logfile", str(data / "redis.log"), "--pidfile", str(data / "redis.pid")],
+                       check=True, capture_output=True)
+    for port in ports:
+        _wait_port(f"{host}:{port}", "redis", 30)
+    redis_cluster_create(host, ports)
+
+
 def check_redis() -> None:
     from urllib.parse import urlsplit
 
@@ -151,7 +202,10 @@ def check_redis() -> None:
         host, port = url.hostname or "127.0.0.1", url.port or 6379
         if url.scheme != "redis" or host not in LOOPBACK or port_open(f"{host}:{port}"):
             raise ServiceUnavailable("redis", type(exc).__name__) from exc
-    redis_start(host, port)
+    if redis_client.cluster_enabled():
+        redis_cluster_start(host, port)
+    else:
+        redis_start(host, port)
     deadline = time.monotonic() + 30
     while True:  # a restarted Redis answers BusyLoadingError while it reads its append-only file
         try:

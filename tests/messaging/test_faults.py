@@ -84,8 +84,8 @@ def test_lost_sequence_counters_are_reseeded_after_mysql_max(stack: Stack, db_re
     _, _, sock, cid = chat_with_stored_history(db_reader, 5, "redis")
     r = redis_client.client()
     # Redis "loses" the counters, the idempotency records and the epoch marker.
-    lost = [*r.scan_iter(redis_client.key("seq", "*")), *r.scan_iter(redis_client.key("idem", "*")),
-            redis_client.key("seq_epoch")]
+    lost = [*r.scan_iter(redis_client.seq_pattern()), *r.scan_iter(redis_client.idem_pattern()),
+            *r.scan_iter(redis_client.seq_epoch_pattern())]
     r.delete(*lost)
     ack = sock.ack_for(sock.send_message(cid, "after the loss"), timeout=30)
     assert ack["seq"] == 6
@@ -102,7 +102,7 @@ def test_resend_after_redis_loss_returns_the_stored_ack(stack: Stack, db_reader)
     first = sock.ack_for(sock.send_message(cid, "x", client_msg_id="survives-redis"))
     db_reader.wait_stored(cid, 1)
     r = redis_client.client()
-    r.delete(*r.scan_iter(redis_client.key("idem", "*")))
+    r.delete(*r.scan_iter(redis_client.idem_pattern()))
     assert sock.ack_for(sock.send_message(cid, "x", client_msg_id="survives-redis")) == first
     sock.ack_for(sock.send_message(cid, "y"))
     assert [row[0] for row in db_reader.wait_stored(cid, 2)] == [1, 2]
@@ -121,8 +121,8 @@ def test_resend_racing_its_own_persistence_after_redis_loss_gets_the_first_ack(s
         first = sock.ack_for(sock.send_message(cid, "racing", client_msg_id="race-resend"))
         assert first["seq"] == 3
         r = redis_client.client()
-        r.delete(*r.scan_iter(redis_client.key("seq", "*")), *r.scan_iter(redis_client.key("idem", "*")),
-                 redis_client.key("seq_epoch"))
+        r.delete(*r.scan_iter(redis_client.seq_pattern()), *r.scan_iter(redis_client.idem_pattern()),
+                 *r.scan_iter(redis_client.seq_epoch_pattern()))
         sock.send_message(cid, "racing", client_msg_id="race-resend")
         early = [f for f in sock.quiet(2) if f.get("client_msg_id") == "race-resend"]
         assert not early, "no seq while the first copy is unstored"
