@@ -1,5 +1,5 @@
-"""Group writes: create, membership, roles, mute, dissolve. Every change drops
-logic's cached member list (after commit, so logic never re-caches the old list)."""
+"""Group writes: create, rename, membership, roles, mute, dissolve. Every membership
+change drops logic's cached member list (after commit, so logic never re-caches the old list)."""
 
 from django.db import transaction
 from django.db.models import F
@@ -53,6 +53,16 @@ def group_create(*, owner_id: int, name: str, member_ids: list[int]) -> Group:
             [GroupMember(group=group, user_id=owner_id, role=Role.OWNER)]
             + [GroupMember(group=group, user_id=i, role=Role.MEMBER) for i in ids]
         )
+    return group
+
+
+def group_rename(*, actor_id: int, group: Group, name: str) -> Group:
+    """Owner or admin. Logic's cache holds no names, so nothing is invalidated; readers
+    (GET /api/groups, /api/groups/{id}) read the name from MySQL."""
+    _require_role(group, actor_id, {Role.OWNER, Role.ADMIN})
+    if not Group.objects.filter(pk=group.pk, dissolved=False).update(name=name):
+        raise NotFound("No such group.")  # dissolved since it was read
+    group.name = name
     return group
 
 
