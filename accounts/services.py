@@ -30,10 +30,11 @@ def _check_password_strength(password: str, user: User, *, field: str) -> None:
         raise ValidationError({field: list(getattr(exc, "messages", [str(exc)]))}) from exc
 
 
-def user_nickname_set(*, user: User, nickname: str) -> User:
-    """Blank means "show my username", as at registration."""
-    user.nickname = nickname or user.username
-    user.save(update_fields=["nickname"])
+def user_profile_update(*, user: User, nickname: str | None = None) -> User:
+    """Change what is given. A blank nickname means "show my username", as at registration."""
+    if nickname is not None:
+        user.nickname = nickname or user.username
+        user.save(update_fields=["nickname"])
     return user
 
 

@@ -56,10 +56,12 @@ def group_create(*, owner_id: int, name: str, member_ids: list[int]) -> Group:
     return group
 
 
-def group_rename(*, actor_id: int, group: Group, name: str) -> Group:
-    """Owner or admin. Logic's cache holds no names, so nothing is invalidated; readers
-    (GET /api/groups, /api/groups/{id}) read the name from MySQL."""
+def group_update(*, actor_id: int, group: Group, name: str | None = None) -> Group:
+    """Rename (owner or admin); an absent field is left as is. Logic's cache holds no
+    names, so nothing is invalidated: readers take the name from MySQL."""
     _require_role(group, actor_id, {Role.OWNER, Role.ADMIN})
+    if name is None:
+        return group
     if not Group.objects.filter(pk=group.pk, dissolved=False).update(name=name):
         raise NotFound("No such group.")  # dissolved since it was read
     group.name = name

@@ -27,19 +27,21 @@ def password_field(**kwargs: bool) -> StrictCharField:
     return StrictCharField(max_length=128, trim_whitespace=False, **kwargs)
 
 
-def nickname_field(*, required: bool) -> StrictCharField:
-    """Up to 64 characters (users.nickname); blank means "show my username"."""
-    return StrictCharField(max_length=64, required=required, allow_blank=True)
+def nickname_field() -> StrictCharField:
+    """Up to 64 characters (users.nickname), optional; blank means "show my username"."""
+    return StrictCharField(max_length=64, required=False, allow_blank=True)
 
 
 class RegisterSerializer(serializers.Serializer):
     username = StrictRegexField(USERNAME_PATTERN, max_length=32)
     password = password_field()
-    nickname = nickname_field(required=False)
+    nickname = nickname_field()
 
 
 class ProfileUpdateSerializer(serializers.Serializer):
-    nickname = nickname_field(required=True)
+    """PATCH semantics, as the OpenAPI schema states them: an absent field is left as is."""
+
+    nickname = nickname_field()
 
 
 class PasswordChangeSerializer(serializers.Serializer):

@@ -87,7 +87,7 @@ class MeView(APIView):
     def patch(self, request: Request) -> Response:
         data = serializers.ProfileUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_nickname_set(user=request.user, **data.validated_data)
+        user = services.user_profile_update(user=request.user, **data.validated_data)
         return Response(serializers.UserSerializer(user).data)
 
 
