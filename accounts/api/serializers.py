@@ -22,9 +22,9 @@ class UserDetailSerializer(UserSerializer):
         fields = ["id", "username", "nickname", "online"]
 
 
-def password_field(**kwargs: bool) -> StrictCharField:
+def password_field(*, write_only: bool = False) -> StrictCharField:
     """A password as sent: any string up to 128 characters, spaces kept."""
-    return StrictCharField(max_length=128, trim_whitespace=False, **kwargs)
+    return StrictCharField(max_length=128, trim_whitespace=False, write_only=write_only)
 
 
 def nickname_field() -> StrictCharField:
