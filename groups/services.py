@@ -1,5 +1,5 @@
-"""Group writes: create, membership, roles, mute, dissolve. Every change drops
-logic's cached member list (after commit, so logic never re-caches the old list)."""
+"""Group writes: create, rename, membership, roles, mute, dissolve. Every membership
+change drops logic's cached member list (after commit, so logic never re-caches the old list)."""
 
 from django.db import transaction
 from django.db.models import F
@@ -53,6 +53,18 @@ def group_create(*, owner_id: int, name: str, member_ids: list[int]) -> Group:
             [GroupMember(group=group, user_id=owner_id, role=Role.OWNER)]
             + [GroupMember(group=group, user_id=i, role=Role.MEMBER) for i in ids]
         )
+    return group
+
+
+def group_update(*, actor_id: int, group: Group, name: str | None = None) -> Group:
+    """Rename (owner or admin); an absent field is left as is. Logic's cache holds no
+    names, so nothing is invalidated: readers take the name from MySQL."""
+    _require_role(group, actor_id, {Role.OWNER, Role.ADMIN})
+    if name is None:
+        return group
+    if not Group.objects.filter(pk=group.pk, dissolved=False).update(name=name):
+        raise NotFound("No such group.")  # dissolved since it was read
+    group.name = name
     return group
 
 

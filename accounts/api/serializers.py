@@ -1,3 +1,4 @@
+from django.db import transaction
 from rest_framework import serializers
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
 from rest_framework_simplejwt.serializers import TokenObtainPairSerializer, TokenRefreshSerializer
@@ -21,17 +22,38 @@ class UserDetailSerializer(UserSerializer):
         fields = ["id", "username", "nickname", "online"]
 
 
+def password_field(*, write_only: bool = False) -> StrictCharField:
+    """A password as sent: any string up to 128 characters, spaces kept."""
+    return StrictCharField(max_length=128, trim_whitespace=False, write_only=write_only)
+
+
+def nickname_field() -> StrictCharField:
+    """Up to 64 characters (users.nickname), optional; blank means "show my username"."""
+    return StrictCharField(max_length=64, required=False, allow_blank=True)
+
+
 class RegisterSerializer(serializers.Serializer):
     username = StrictRegexField(USERNAME_PATTERN, max_length=32)
-    password = StrictCharField(max_length=128, trim_whitespace=False)
-    nickname = StrictCharField(max_length=64, required=False, allow_blank=True)
+    password = password_field()
+    nickname = nickname_field()
+
+
+class ProfileUpdateSerializer(serializers.Serializer):
+    """PATCH semantics, as the OpenAPI schema states them: an absent field is left as is."""
+
+    nickname = nickname_field()
+
+
+class PasswordChangeSerializer(serializers.Serializer):
+    old_password = password_field()
+    new_password = password_field()
 
 
 class LoginSerializer(TokenObtainPairSerializer):
     def __init__(self, *args: object, **kwargs: object) -> None:
         super().__init__(*args, **kwargs)  # simplejwt sets its own (lenient) username/password fields here
         self.fields[self.username_field] = StrictCharField(max_length=150, write_only=True)
-        self.fields["password"] = StrictCharField(max_length=128, trim_whitespace=False, write_only=True)
+        self.fields["password"] = password_field(write_only=True)
 
     def validate(self, attrs: dict) -> dict:
         data = super().validate(attrs)
@@ -47,9 +69,13 @@ class RefreshSerializer(TokenRefreshSerializer):
     def validate(self, attrs: dict) -> dict:
         token = RefreshToken(attrs["refresh"])
         user_id = token.payload.get(api_settings.USER_ID_CLAIM)
-        if not User.objects.filter(pk=user_id, is_active=True).exists():
-            raise AuthenticationFailed("User is inactive or gone.", code="user_inactive")
-        return super().validate(attrs)
+        with transaction.atomic():
+            # The user's row lock, as a password change takes it (accounts.services.
+            # user_password_change): the rotation then cannot slip a new token past its
+            # revocation. super() checks the blacklist again under the lock.
+            if not list(User.objects.select_for_update().filter(pk=user_id, is_active=True).values_list("pk")):
+                raise AuthenticationFailed("User is inactive or gone.", code="user_inactive")
+            return super().validate(attrs)
 
 
 class LogoutSerializer(serializers.Serializer):

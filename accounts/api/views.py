@@ -5,7 +5,7 @@ from rest_framework import serializers as fields
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.throttling import AnonRateThrottle
+from rest_framework.throttling import AnonRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -24,6 +24,14 @@ class AuthIpThrottle(AnonRateThrottle):
 
     def get_cache_key(self, request: Request, view: APIView) -> str:
         return self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+
+
+class AuthUserThrottle(AuthIpThrottle):
+    """Per account, at the same rate: a stolen access token used to guess the password
+    from many addresses still gets GOCHAT_THROTTLE_AUTH guesses a minute in all."""
+
+    def get_cache_key(self, request: Request, view: APIView) -> str:
+        return self.cache_format % {"scope": "auth_user", "ident": request.user.pk}
 
 
 class RegisterView(APIView):
@@ -74,6 +82,27 @@ class MeView(APIView):
     @extend_schema(responses=serializers.UserSerializer)
     def get(self, request: Request) -> Response:
         return Response(serializers.UserSerializer(request.user).data)
+
+    @extend_schema(request=serializers.ProfileUpdateSerializer, responses=serializers.UserSerializer)
+    def patch(self, request: Request) -> Response:
+        data = serializers.ProfileUpdateSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_profile_update(user=request.user, **data.validated_data)
+        return Response(serializers.UserSerializer(user).data)
+
+
+class PasswordChangeView(APIView):
+    """A password-guessing surface like login: throttled per IP and per account, and a
+    wrong old password is a 400 field error (a 401 would tell clients their token died)."""
+
+    throttle_classes = [AuthIpThrottle, AuthUserThrottle, UserRateThrottle]
+
+    @extend_schema(request=serializers.PasswordChangeSerializer, responses={204: None})
+    def post(self, request: Request) -> Response:
+        data = serializers.PasswordChangeSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_password_change(user=request.user, **data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class UserPagination(ResultsNextPagination):

@@ -22,10 +22,20 @@ class GroupSerializer(serializers.ModelSerializer):
         fields = ["id", "name", "owner_id", "member_count", "conversation_id", "created_at"]
 
 
+def group_name_field(*, required: bool) -> StrictCharField:
+    return StrictCharField(min_length=1, max_length=64, required=required)
+
+
 class GroupCreateInput(serializers.Serializer):
-    name = StrictCharField(min_length=1, max_length=64)
+    name = group_name_field(required=True)
     member_ids = serializers.ListField(child=StrictIntegerField(min_value=1),
                                        max_length=services.MAX_IDS_PER_CALL, required=False, default=list)
+
+
+class GroupUpdateInput(serializers.Serializer):
+    """PATCH semantics, as the OpenAPI schema states them: an absent field is left as is."""
+
+    name = group_name_field(required=False)
 
 
 class MemberIdsInput(serializers.Serializer):
@@ -73,6 +83,14 @@ class GroupDetailView(APIView):
     @extend_schema(responses=GroupSerializer)
     def get(self, request: Request, group_id: int) -> Response:
         return Response(GroupSerializer(_live_group_for_member(request, group_id)).data)
+
+    @extend_schema(request=GroupUpdateInput, responses=GroupSerializer)
+    def patch(self, request: Request, group_id: int) -> Response:
+        group = services.group_get_live(group_id=group_id)
+        data = GroupUpdateInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        group = services.group_update(actor_id=request.user.pk, group=group, **data.validated_data)
+        return Response(GroupSerializer(group).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, group_id: int) -> Response:

@@ -198,7 +198,7 @@ def test_openapi_schema_lists_every_endpoint(api: APIClient) -> None:
         import yaml
 
         paths = yaml.safe_load(r.content)["paths"]
-    for p in ["/api/auth/register", "/api/auth/login", "/api/auth/refresh", "/api/auth/logout", "/api/users/me",
-              "/api/users", "/api/users/{user_id}", "/api/conversations", "/api/messages",
+    for p in ["/api/auth/register", "/api/auth/login", "/api/auth/refresh", "/api/auth/logout", "/api/auth/password",
+              "/api/users/me", "/api/users", "/api/users/{user_id}", "/api/conversations", "/api/messages",
               "/api/conversations/{conversation_id}/messages", "/api/conversations/{conversation_id}/read"]:
         assert p in paths, p

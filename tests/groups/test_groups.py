@@ -226,3 +226,68 @@ def test_member_list_cache_follows_membership_changes(trio: tuple[User, User, Us
     owner.post(f"/api/groups/{g['id']}/members", {"user_ids": [m2.id]})
     ack = so.ack_for(so.send_message(cid, "you are in"))
     assert s2.message()["message_id"] == ack["message_id"]
+
+
+def test_owner_and_admin_rename_and_members_see_the_new_name(trio: tuple[User, User, User]) -> None:
+    owner, admin, member = trio
+    g = create_group(owner, [admin, member])
+    assert owner.patch(f"/api/groups/{g['id']}/members/{admin.id}", {"role": "admin"}).status_code == 200
+    r = owner.patch(f"/api/groups/{g['id']}", {"name": "  Renamed 🎉  "})
+    assert r.status_code == 200, r.text
+    assert r.json() == {**g, "name": "Renamed 🎉"}  # trimmed, like the name at creation
+    assert admin.patch(f"/api/groups/{g['id']}", {"name": "By the admin"}).json()["name"] == "By the admin"
+    assert member.get(f"/api/groups/{g['id']}").json()["name"] == "By the admin"
+    assert {x["id"]: x["name"] for x in member.get("/api/groups").json()}[g["id"]] == "By the admin"
+    # The conversation list names the group by id; the name is the group's (above).
+    s = member.ws()
+    assert s.ack_for(s.send_message(g["conversation_id"], "after the rename"))["type"] == "ack"
+    listed = [c for c in member.get("/api/conversations").json() if c["conversation_id"] == g["conversation_id"]]
+    assert listed and listed[0]["group_id"] == g["id"]
+
+
+def test_rename_by_member_outsider_or_removed_member_is_refused(trio: tuple[User, User, User]) -> None:
+    owner, member, gone = trio
+    g = create_group(owner, [member, gone])
+    assert owner.delete(f"/api/groups/{g['id']}/members/{gone.id}").status_code == 204
+    for user in (member, register("eve"), gone):
+        r = user.patch(f"/api/groups/{g['id']}", {"name": "mine now"})
+        assert r.status_code == 403 and "detail" in r.json(), r.text
+    assert owner.get(f"/api/groups/{g['id']}").json()["name"] == "team"
+
+
+def test_rename_of_a_dissolved_or_unknown_group_is_404(trio: tuple[User, User, User]) -> None:
+    owner, member, _ = trio
+    g = create_group(owner, [member])
+    assert owner.delete(f"/api/groups/{g['id']}").status_code == 204
+    assert owner.patch(f"/api/groups/{g['id']}", {"name": "ghost"}).status_code == 404
+    assert owner.patch("/api/groups/999999999", {"name": "ghost"}).status_code == 404
+    assert owner.patch("/api/groups/abc", {"name": "ghost"}).status_code == 404
+
+
+@pytest.mark.parametrize("body", [{"name": ""}, {"name": "   "}, {"name": "x" * 65}, {"name": 5}, {"name": None},
+                                  {"name": ["team"]}, {"name": True}, [1], "text"])
+def test_bad_rename_bodies_give_400(trio: tuple[User, User, User], body: Any) -> None:
+    owner, member, _ = trio
+    g = create_group(owner, [member])
+    r = owner.patch(f"/api/groups/{g['id']}", body)
+    assert r.status_code == 400, r.text
+    if isinstance(body, dict):
+        assert "name" in r.json(), r.text
+    assert owner.get(f"/api/groups/{g['id']}").json()["name"] == "team"
+
+
+def test_patch_without_a_name_changes_nothing_but_still_needs_the_role(trio: tuple[User, User, User]) -> None:
+    owner, member, _ = trio
+    g = create_group(owner, [member])
+    r = owner.patch(f"/api/groups/{g['id']}", {})
+    assert r.status_code == 200 and r.json() == g, r.text
+    assert member.patch(f"/api/groups/{g['id']}", {}).status_code == 403
+
+
+def test_rename_ignores_other_fields_and_oversized_bodies_get_413(trio: tuple[User, User, User]) -> None:
+    owner, member, _ = trio
+    g = create_group(owner, [member])
+    r = owner.patch(f"/api/groups/{g['id']}", {"name": "x" * 64, "owner_id": member.id, "member_count": 9})
+    assert r.status_code == 200 and r.json() == {**g, "name": "x" * 64}, r.text
+    assert owner.patch(f"/api/groups/{g['id']}", {"name": "y" * 70_000}).status_code == 413
+    assert owner.patch(f"/api/groups/{g['id']}", {"name": "ok"}).status_code == 200

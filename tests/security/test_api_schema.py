@@ -58,9 +58,12 @@ def fuzz_user(stack) -> User:
 # a token that verifies (auth); user ids that exist and are active (groups: "unknown or
 # inactive ids -> 400"); a 1:1 id naming the smaller user first, a non-blank text body,
 # `extra` within 4 KiB (messages, validated as a WebSocket `send`); a file that is not
-# empty, and that decodes if its bytes say it is an image (uploads).
+# empty, and that decodes if its bytes say it is an image (uploads); the caller's own
+# password as `old_password` (password change); no NUL character in a nickname or a
+# group's new name (DRF refuses it in every string field).
 SEMANTIC_VALIDATION = {"POST /api/auth/register", "POST /api/auth/login", "POST /api/auth/refresh",
-                       "POST /api/auth/logout", "POST /api/groups", "POST /api/groups/{group_id}/members",
+                       "POST /api/auth/logout", "POST /api/auth/password", "PATCH /api/users/me",
+                       "POST /api/groups", "PATCH /api/groups/{group_id}", "POST /api/groups/{group_id}/members",
                        "POST /api/messages", "POST /api/uploads"}
 
 
@@ -83,6 +86,7 @@ def test_every_rest_operation_is_in_the_schema() -> None:
     operations = {f"{method.upper()} {path}" for path, item in DOCUMENT["paths"].items() for method in item}
     assert len(operations) >= 19, sorted(operations)
     assert "POST /api/messages" in operations and "PATCH /api/groups/{group_id}/members/{user_id}" in operations
+    assert {"PATCH /api/users/me", "POST /api/auth/password", "PATCH /api/groups/{group_id}"} <= operations
 
 
 def test_no_server_error_for_a_body_that_is_not_json(fuzz_user: User) -> None:

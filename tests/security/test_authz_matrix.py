@@ -204,6 +204,11 @@ REST_MATRIX = [
     Rest("logout-anothers", "POST", "/api/auth/logout", (A, NO, NO, NO, NO, NO, A, NO),
          lambda c: {"refresh": c.world.refresh_for(c.world.target.id)}),
     Rest("me", "GET", "/api/users/me", AUTHED_200),
+    Rest("profile-update", "PATCH", "/api/users/me", AUTHED_200, lambda c: {"nickname": f"mx {c.role}"}),
+    # The same password again: the other rows still log in with PASSWORD. Every refresh
+    # token of the caller is revoked; refresh_for mints the ones other rows use afterwards.
+    Rest("password-change", "POST", "/api/auth/password", (A, NC, NC, NC, NC, NC, A, NC),
+         lambda c: {"old_password": PASSWORD, "new_password": PASSWORD}),
     Rest("user-search", "GET", "/api/users?search=mx", AUTHED_200),
     Rest("user-detail", "GET", "/api/users/{target}", AUTHED_200),
     Rest("groups-list", "GET", "/api/groups", AUTHED_200),
@@ -211,6 +216,8 @@ REST_MATRIX = [
          lambda c: {"name": "mine", "member_ids": [c.world.target.id]}),
     Rest("group-detail", "GET", "/api/groups/{gid}", MEMBERS_200),
     Rest("group-members", "GET", "/api/groups/{gid}/members", MEMBERS_200),
+    Rest("group-rename", "PATCH", "/api/groups/{gid}", (A, NO, NO, NO, OK, OK, A, NO), lambda c: {"name": "renamed"},
+         fresh_group=True),
     Rest("add-yourself", "POST", "/api/groups/{gid}/members", (A, NO, NO, NO, OK, OK, A, NO),
          lambda c: {"user_ids": [c.me.id]}, fresh_group=True),
     Rest("add-someone", "POST", "/api/groups/{gid}/members", (A, NO, NO, NO, OK, OK, A, NO),
