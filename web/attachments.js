@@ -196,11 +196,11 @@ async function openViewer(path, name) {
   }
 }
 
-/** Thumbnail box in CSS pixels for an image of w x h (the server sends both for images). */
-function fit(w, h) {
-  if (!(w > 0 && h > 0)) return [THUMB_MAX, THUMB_MAX];
-  const scale = Math.min(1, THUMB_MAX / Math.max(w, h));
-  return [Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale))];
+/** Thumbnail box in CSS pixels for an image of width x height (the server sends both for images). */
+function fit(width, height) {
+  if (!(width > 0 && height > 0)) return [THUMB_MAX, THUMB_MAX];
+  const scale = Math.min(1, THUMB_MAX / Math.max(width, height));
+  return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
 }
 
 function formatSize(bytes) {

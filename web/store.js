@@ -130,31 +130,26 @@ export function convTitle(conv) {
 
 export function getUser(id, { force = false } = {}) {
   if (!force && state.users.has(id)) return Promise.resolve(state.users.get(id));
-  if (state.userFetches.has(id)) return state.userFetches.get(id);
-  const p = api(`/api/users/${encodeURIComponent(id)}`)
-    .then((user) => {
-      state.users.set(id, user);
-      scheduleRender();
-      return user;
-    })
-    .catch(() => null)
-    .finally(() => state.userFetches.delete(id));
-  state.userFetches.set(id, p);
-  return p;
+  return fetchOnce(state.users, state.userFetches, id, `/api/users/${encodeURIComponent(id)}`);
 }
 
 function getGroup(id) {
   if (state.groups.has(id)) return Promise.resolve(state.groups.get(id));
-  if (state.groupFetches.has(id)) return state.groupFetches.get(id);
-  const p = api(`/api/groups/${encodeURIComponent(id)}`)
-    .then((group) => {
-      state.groups.set(id, group);
+  return fetchOnce(state.groups, state.groupFetches, id, `/api/groups/${encodeURIComponent(id)}`);
+}
+
+/** GET `path` into `cache` under `id`, one request however many ask meanwhile; null on failure. */
+function fetchOnce(cache, inflight, id, path) {
+  if (inflight.has(id)) return inflight.get(id);
+  const p = api(path)
+    .then((value) => {
+      cache.set(id, value);
       scheduleRender();
-      return group;
+      return value;
     })
     .catch(() => null)
-    .finally(() => state.groupFetches.delete(id));
-  state.groupFetches.set(id, p);
+    .finally(() => inflight.delete(id));
+  inflight.set(id, p);
   return p;
 }
 
