@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv test-deps venv-s3 run test lint constraints services clean bench chaos scale-out status
+.PHONY: venv test-deps venv-s3 run test lint lint-js constraints services clean bench chaos scale-out status
 
 venv: $(VENV)/.installed
 
@@ -50,12 +50,22 @@ constraints: test-deps
 	{ sed -n '/^#/p' constraints.txt; $(PY) -m pip freeze --all | grep -v '^\(pip\|setuptools\|wheel\)=='; } > constraints.txt.new
 	mv constraints.txt.new constraints.txt
 
+# The web client's ES modules (web/*.js): ESLint's recommended rules (eslint.config.js), at
+# the versions package-lock.json pins; `npm ci` installs them into node_modules/.
+node_modules/.installed: package.json package-lock.json
+	bash scripts/ensure-os-deps.sh --node
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+lint-js: node_modules/.installed
+	node_modules/.bin/eslint .
+
 # tests/conftest.py brings up the services (manage.py services up's code) on the test's ports.
-test: test-deps lint
+test: test-deps lint lint-js
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:
-	rm -rf $(VENV) .run
+	rm -rf $(VENV) .run node_modules
 
 # Benchmarks (docs/benchmarks.md): every scenario on a fresh stack, one warmed broker, about 16 minutes.
 BENCH_ARGS ?= --repeat 3 --duration 60 --latency-duration 8 --baseline-duration 10

@@ -11,3 +11,8 @@ if [ "${1:-}" = "--test" ] && [ ! -x /usr/bin/chromium ]; then
   echo "installing chromium (the web client's browser tests drive it)"
   apt-get install -y chromium >/dev/null || { apt-get update >/dev/null && apt-get install -y chromium >/dev/null; }
 fi
+# With --node (make lint-js): Node.js and npm, which install and run ESLint for web/*.js.
+if [ "${1:-}" = "--node" ] && ! command -v npm >/dev/null; then
+  echo "installing nodejs and npm (ESLint checks the web client's modules)"
+  apt-get install -y nodejs npm >/dev/null || { apt-get update >/dev/null && apt-get install -y nodejs npm >/dev/null; }
+fi

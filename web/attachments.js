@@ -6,19 +6,18 @@
 // file is fetched with it and shown from a blob: URL. The URL is always built from the
 // message's upload_id, never taken from the message: a token never goes where a sender says.
 
+import { accessToken, refreshTokens } from "./api.js";
+import { $, h, toast } from "./dom.js";
+
 const UPLOAD_ID = /^[0-9a-f]{32}$/;
 const IMAGE_TYPES = new Set(["image/png", "image/jpeg", "image/gif", "image/webp"]);
 const THUMB_MAX = 240; // CSS pixels of the longer side of a thumbnail in the chat
 
-let app = null;     // what app.js lends: {accessToken, refreshTokens, h, toast, scheduleRender}
 let staged = null;  // {file, previewUrl, uploading}
 const blobUrls = new Map(); // API path -> Promise<blob: URL> (thumbnails, kept for the page's life)
 
-const $ = (sel) => document.querySelector(sel);
-
 /** Wire the composer's attach button, the preview and the image viewer. */
-export function initAttachments(deps) {
-  app = deps;
+export function initAttachments() {
   const input = $("#attach-input");
   $("#attach").addEventListener("click", () => input.click());
   input.addEventListener("change", () => {
@@ -68,7 +67,6 @@ function renderPreview() {
     box.replaceChildren();
     return;
   }
-  const { h } = app;
   const { file } = staged;
   const looksImage = IMAGE_TYPES.has(file.type);
   box.replaceChildren(
@@ -85,7 +83,7 @@ function renderPreview() {
 }
 
 /** Upload the staged file, then send it to `conv` with `caption` through `send`
- *  (app.js' sendText(conv, body, kind, extra)). The server decides what the file is. */
+ *  (store.js' sendText(conv, body, kind, extra)). The server decides what the file is. */
 export async function sendStaged(conv, caption, send) {
   if (!staged || staged.uploading) return;
   staged.uploading = true;
@@ -104,16 +102,16 @@ export async function sendStaged(conv, caption, send) {
   } catch (err) {
     current.uploading = false;
     if (staged === current) renderPreview();
-    app.toast(err.message || "Upload failed");
+    toast(err.message || "Upload failed");
   }
 }
 
 async function authorizedFetch(path, init = {}) {
-  let token = await app.accessToken();
+  let token = await accessToken();
   for (let attempt = 0; ; attempt++) {
     const r = await fetch(path, { ...init, headers: { ...(init.headers || {}), Authorization: `Bearer ${token}` } });
     if (r.status !== 401 || attempt > 0) return r;
-    token = await app.refreshTokens(token);
+    token = await refreshTokens(token);
   }
 }
 
@@ -131,7 +129,7 @@ function blobUrl(path, { cache = true } = {}) {
 }
 
 /** The attachment part of a message's bubble (a message or a pending send), or null when
- *  it carries no upload: app.js then shows the message as before. */
+ *  it carries no upload: view-messages.js then shows the message as before. */
 export function attachmentView(m) {
   const extra = m && m.extra;
   if (!extra || typeof extra.upload_id !== "string" || !UPLOAD_ID.test(extra.upload_id)) return null;
@@ -142,7 +140,6 @@ export function attachmentView(m) {
 }
 
 function imageView(path, name, extra) {
-  const { h } = app;
   const [w, h2] = fit(extra.width, extra.height);
   const img = h("img", { class: "att-thumb", alt: name, width: w, height: h2, decoding: "async" });
   const button = h("button", {
@@ -161,7 +158,6 @@ function imageView(path, name, extra) {
 }
 
 function fileView(path, name, extra) {
-  const { h } = app;
   const size = Number.isFinite(extra.size) ? formatSize(extra.size) : "";
   return h("a", {
     class: "att-file", href: "#", title: `Download ${name}`,
@@ -175,7 +171,7 @@ function fileView(path, name, extra) {
         link.remove();
         setTimeout(() => URL.revokeObjectURL(url), 60_000);
       } catch (err) {
-        app.toast(err.message || "Download failed");
+        toast(err.message || "Download failed");
       }
     },
   },
@@ -196,15 +192,15 @@ async function openViewer(path, name) {
     else URL.revokeObjectURL(url);
   } catch (err) {
     viewer.close();
-    app.toast(err.message || "Could not open the image");
+    toast(err.message || "Could not open the image");
   }
 }
 
-/** Thumbnail box in CSS pixels for an image of w x h (the server sends both for images). */
-function fit(w, h) {
-  if (!(w > 0 && h > 0)) return [THUMB_MAX, THUMB_MAX];
-  const scale = Math.min(1, THUMB_MAX / Math.max(w, h));
-  return [Math.max(1, Math.round(w * scale)), Math.max(1, Math.round(h * scale))];
+/** Thumbnail box in CSS pixels for an image of width x height (the server sends both for images). */
+function fit(width, height) {
+  if (!(width > 0 && height > 0)) return [THUMB_MAX, THUMB_MAX];
+  const scale = Math.min(1, THUMB_MAX / Math.max(width, height));
+  return [Math.max(1, Math.round(width * scale)), Math.max(1, Math.round(height * scale))];
 }
 
 function formatSize(bytes) {

@@ -27,10 +27,11 @@ pytestmark = pytest.mark.e2e
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync"]
-STORAGE_KEY = "gochat.auth.v1"  # web/app.js keeps the tokens here, shared by every tab
+STORAGE_KEY = "gochat.auth.v1"  # web/api.js keeps the tokens here, shared by every tab
 ROOT = Path(__file__).resolve().parents[2]
 SCREENSHOT = ROOT / "docs" / "screenshot-chat.png"
 WAIT_MS = 15_000
+IMPORT_FROM = re.compile(r'^import [^;]*? from "(\.{1,2}/[^"]+)";', re.M)  # a static import in web/*.js
 
 T = TypeVar("T")
 
@@ -106,6 +107,23 @@ def test_client_files_are_served_with_their_types(client: Any) -> None:
         assert r.status_code == 200 and r["Content-Type"] == content_type, path
         assert client.get(path, HTTP_IF_NONE_MATCH=r["ETag"]).status_code == 304
     assert client.post("/").status_code == 405
+
+
+def test_every_module_the_client_imports_is_served_as_javascript(client: Any) -> None:
+    """The browser loads web/app.js as an ES module and follows its relative imports: each
+    must name a file under web/ that is served with a JavaScript type (a module served as
+    anything else is refused), and none may be left out of the graph."""
+    web = ROOT / "web"
+    imported = {"app.js"}
+    for module in web.rglob("*.js"):
+        for target in IMPORT_FROM.findall(module.read_text()):
+            imported.add((module.parent / target).resolve().relative_to(web).as_posix())
+    on_disk = {p.relative_to(web).as_posix() for p in web.rglob("*.js")}
+    assert imported == on_disk, f"not imported: {on_disk - imported}; missing: {imported - on_disk}"
+    assert len(on_disk) > 5
+    for name in sorted(on_disk):
+        r = client.get(f"/web/{name}")
+        assert r.status_code == 200 and r["Content-Type"] == "text/javascript; charset=utf-8", name
 
 
 @pytest.mark.parametrize("path", ["/web/", "/web/nope.js", "/web/%2e%2e/manage.py", "/web/..%2fmanage.py",

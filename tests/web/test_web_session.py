@@ -1,4 +1,4 @@
-"""Sessions on open sockets in the web client (web/app.js, docs/protocol.md): before the
+"""Sessions on open sockets in the web client (web/api.js and web/socket.js, docs/protocol.md): before the
 access token expires the page refreshes it and moves its open socket onto the new one
 with an `auth` frame, so nothing reconnects; if that fails, the server's 4401 at expiry
 makes it refresh and reconnect. Real Chromium against the live stack.
