@@ -47,6 +47,7 @@ export function hasStagedAttachment() {
 
 /** Forget the staged file (after sending, or when the conversation changes). */
 export function clearStaged() {
+  if (staged && staged.uploading) return; // its send finishes into the conversation it was picked for
   if (staged) URL.revokeObjectURL(staged.previewUrl);
   staged = null;
   renderPreview();
@@ -97,6 +98,7 @@ export async function sendStaged(conv, caption, send) {
     if (!r.ok) throw new Error((data && typeof data.detail === "string" && data.detail)
       || (r.status === 413 ? "The file is too large." : `Upload failed (${r.status})`));
     const kind = IMAGE_TYPES.has(data.content_type) ? "image" : "file";
+    current.uploading = false;
     if (staged === current) clearStaged();
     send(conv, caption, kind, data);
   } catch (err) {

@@ -3,7 +3,7 @@
 // they change, each message's menu (recall, delete for me), and the typing line.
 
 import { ApiError, api } from "./api.js";
-import { attachmentView } from "./attachments.js";
+import { attachmentView, clearStaged } from "./attachments.js";
 import { $, dayLabel, fillAvatar, h, icon, safeUrl, timeFmt, toast } from "./dom.js";
 import { openMenu } from "./menu.js";
 import {
@@ -93,6 +93,7 @@ export async function openConversation(cid) {
   if (state.activeId !== cid) {
     state.activeId = cid;
     clearMessagePane();
+    clearStaged(); // a file picked in one conversation is not sent into the next
   }
   $("#chat-view").classList.add("show-conversation");
   closeSearch();
