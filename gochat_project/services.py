@@ -118,6 +118,9 @@ def ensure_database() -> None:
             conn = _mysql_connect(db)
         except MySQLdb.OperationalError as exc2:
             raise ServiceUnavailable("mysql", str(exc2.args[-1])) from exc2
+    if (db["HOST"] or "127.0.0.1") in LOOPBACK:
+        # Message search's engine (messaging/search.py); the migration loads it into the server.
+        apt_install("mariadb-plugin-mroonga")
     with conn.cursor() as cursor:
         name = db["NAME"].replace("`", "")
         cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
