@@ -191,7 +191,6 @@ def test_an_edit_reindexes_the_current_body(db_reader) -> None:
 
 def test_rebuild_command_restores_a_lost_or_stale_index(db_reader) -> None:
     from django.core.management import call_command
-    from django.db import connection
 
     from messaging import search as search_index
 
@@ -201,11 +200,11 @@ def test_rebuild_command_restores_a_lost_or_stale_index(db_reader) -> None:
     kept, recalled = send_all(sa, cid, ["nectarine kept 油桃", "nectarine recalled"])
     wait_found(b, "nectarine", "nectarine recalled")
     assert a.post(f"/api/messages/{recalled['message_id']}/recall").status_code == 204
-    with db_reader.access(), connection.cursor() as cursor:
+    with db_reader.access():
         # A stale index: the kept message lost, the recalled one back.
-        cursor.execute(f"DELETE FROM {search_index.SEARCH_TABLE} WHERE message_id = %s", [int(kept["message_id"])])
-        cursor.execute(f"INSERT INTO {search_index.SEARCH_TABLE} (message_id, conversation_id, seq, body) "
-                       "VALUES (%s, %s, %s, %s)", [int(recalled["message_id"]), cid, recalled["seq"], "stale"])
+        search_index.search_index_remove(message_ids=[int(kept["message_id"])])
+        search_index.search_index_replace(message_id=int(recalled["message_id"]), conversation_id=cid,
+                                          seq=recalled["seq"], kind="text", body="nectarine stale")
     assert found(b, "nectarine") == []
     with db_reader.access():
         call_command("rebuild_search_index")
