@@ -200,6 +200,9 @@ def seed(args: argparse.Namespace) -> dict[str, Any]:
         _insert(cursor, rows)
         cursor.executemany("INSERT INTO conversations (conversation_id, max_seq, last_message_id, last_ts) "
                            "VALUES (%s, %s, NULL, 0)", list(cursor_seq.items()))
+        # Read states of the reader's 1:1s, as persistence creates them with each 1:1's first message.
+        cursor.executemany("INSERT INTO conversation_states (user_id, conversation_id, read_seq) VALUES (%s, %s, 0)",
+                           [(reader.pk, cid) for cid, _, _ in convs[: args.singles]])
         cursor.executemany("INSERT INTO hidden_messages (user_id, message_id, conversation_id) VALUES (%s, %s, %s)",
                            [(reader.pk, mid, cid) for mid, cid in hidden_ids[:1000]])
     seed_s = time.monotonic() - started

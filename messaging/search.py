@@ -38,7 +38,7 @@ from django.db import connection
 
 from groups.models import GroupMember
 from messaging.conversations import ConversationRef, parse_conversation_id
-from messaging.models import HiddenMessage, Message, MessageKind
+from messaging.models import Conversation, ConversationState, HiddenMessage, Message, MessageKind
 
 SEARCH_TABLE = "message_search"
 # Text bodies, and the caption and file name of attachments (both are in the stored
@@ -215,6 +215,14 @@ def history_floors(*, user_id: int) -> dict[int, int]:
                 .values_list("group_id", "joined_seq"))
 
 
+# A caller who can read more messages than this is searched term-first (see
+# messages_search). At 1,000,000 messages, for a reader of 110,000 of them, the scoped
+# script cost 35-50 ms before any match; the match alone 5 ms for a rare word, 23 ms
+# for 7,700 matches, 55 ms for 131,000 (docs/benchmarks.md, "Search").
+TERM_FIRST_ABOVE = 20_000
+TERM_FIRST_ROWS = 500
+
+
 def messages_search(*, user_id: int, query: str, ref: ConversationRef | None = None,
                     before_message_id: int | None = None, limit: int = 20) -> tuple[list[Message], bool]:
     """Messages the user can read now whose current body matches `query`, newest first
@@ -224,23 +232,75 @@ def messages_search(*, user_id: int, query: str, ref: ConversationRef | None = N
 
     Groonga returns the newest matches in the user's conversations a page at a time;
     hidden (delete-for-me) and recalled ones are dropped here, fetching further pages
-    until the page is full or the matches end."""
+    until the page is full or the matches end.
+
+    Groonga's cost is the size of the sets it intersects: the caller's messages (the
+    scope) and the matches. For a caller who can read many messages, the newest
+    TERM_FIRST_ROWS matches are first fetched without the scope and filtered here:
+    when the caller's share of them fills the page, the scope set is never built."""
     floors = history_floors(user_id=user_id)
-    script = f"*SS ({match_expression(query)}) && {scope_expression(user_id=user_id, group_ids=floors, ref=ref)}"
     found: list[Message] = []
+    if _readable_estimate(user_id=user_id, floors=floors, ref=ref) > TERM_FIRST_ABOVE:
+        found, before_message_id, done = _term_first(user_id=user_id, query=query, ref=ref, floors=floors,
+                                                     before_message_id=before_message_id, limit=limit)
+        if done:
+            return found[:limit], len(found) > limit
+    script = f"*SS ({match_expression(query)}) && {scope_expression(user_id=user_id, group_ids=floors, ref=ref)}"
     batch = limit + 1 + 8  # a few spare rows: hidden or recalled ones seldom force a second round
     while True:
-        cursor_sql = f" && message_id < {int(before_message_id)}" if before_message_id is not None else ""
-        with connection.cursor() as cursor:
-            # Only MATCH in the WHERE, ORDER BY a column, LIMIT: Mroonga sorts and cuts in Groonga.
-            cursor.execute(f"SELECT message_id FROM {SEARCH_TABLE} WHERE MATCH(body) AGAINST(%s IN BOOLEAN MODE) "
-                           "ORDER BY message_id DESC LIMIT %s", [script + cursor_sql, batch])
-            ids = [int(r[0]) for r in cursor.fetchall()]
+        ids = [row[0] for row in _newest(script, before_message_id=before_message_id, rows=batch)]
         found.extend(_readable(user_id=user_id, message_ids=ids, floors=floors))
         if len(found) > limit or len(ids) < batch:
             return found[:limit], len(found) > limit
         before_message_id = ids[-1]
         batch = min(batch * 4, 1000)
+
+
+def _newest(script: str, *, before_message_id: int | None, rows: int) -> list[tuple[int, int, int, int]]:
+    """(message_id, user_lo, user_hi, group_id) of the newest rows the script matches."""
+    cursor_sql = f" && message_id < {int(before_message_id)}" if before_message_id is not None else ""
+    with connection.cursor() as cursor:
+        # Only MATCH in the WHERE, ORDER BY a column, LIMIT: Mroonga sorts and cuts in Groonga.
+        cursor.execute(f"SELECT message_id, user_lo, user_hi, group_id FROM {SEARCH_TABLE} "
+                       "WHERE MATCH(body) AGAINST(%s IN BOOLEAN MODE) ORDER BY message_id DESC LIMIT %s",
+                       [script + cursor_sql, rows])
+        return [(int(a), int(b), int(c), int(d)) for a, b, c, d in cursor.fetchall()]
+
+
+def _term_first(*, user_id: int, query: str, ref: ConversationRef | None, floors: dict[int, int],
+                before_message_id: int | None, limit: int) -> tuple[list[Message], int | None, bool]:
+    """The newest TERM_FIRST_ROWS matches of anyone, kept when in the caller's scope.
+    Returns what was found, where the scoped search must go on from, and whether the
+    page is complete (full, or no more matches)."""
+    rows = _newest(f"*SS {match_expression(query)}", before_message_id=before_message_id, rows=TERM_FIRST_ROWS)
+    if ref is not None and ref.kind == "single":
+        mine = [mid for mid, lo, hi, _ in rows if (lo, hi) == ref.user_ids]
+    elif ref is not None:
+        mine = [mid for mid, _, _, gid in rows if gid == ref.group_id]
+    else:
+        mine = [mid for mid, lo, hi, gid in rows if user_id in (lo, hi) or gid in floors]
+    found = _readable(user_id=user_id, message_ids=mine, floors=floors)
+    done = len(found) > limit or len(rows) < TERM_FIRST_ROWS
+    return found, (rows[-1][0] if rows else before_message_id), done
+
+
+def _readable_estimate(*, user_id: int, floors: dict[int, int], ref: ConversationRef | None) -> int:
+    """About how many messages the caller can read (in `ref`, when given): the sum of
+    their conversations' max_seq. One indexed query."""
+    if ref is not None:
+        cids = [ref.conversation_id]
+        singles = ""
+    else:
+        cids = [f"g_{gid}" for gid in floors]
+        singles = (f"c.conversation_id IN (SELECT s.conversation_id FROM {ConversationState._meta.db_table} s "
+                   "WHERE s.user_id = %s AND s.conversation_id LIKE 's\\_%%')")
+    where = " OR ".join(filter(None, [singles, f"c.conversation_id IN ({', '.join(['%s'] * len(cids))})"
+                                      if cids else ""]))
+    params: list[Any] = ([user_id] if singles else []) + cids
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT COALESCE(SUM(c.max_seq), 0) FROM {Conversation._meta.db_table} c WHERE {where}",
+                       params)
+        return int(cursor.fetchone()[0])
 
 
 def _readable(*, user_id: int, message_ids: list[int], floors: dict[int, int]) -> list[Message]:

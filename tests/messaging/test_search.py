@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import requests
 
+from messaging.conversations import parse_conversation_id
 from tests.client import Socket, User, register, single_cid
 from tests.stack import Stack, wait_until
 
@@ -80,8 +81,10 @@ def test_foreign_conversations_are_refused_and_never_found() -> None:
         assert r.status_code == 403, r.text
     assert search(b, "classified", conversation_id=g["conversation_id"]).status_code == 403
     assert found(a, "classified", conversation_id=cid) == ["classified briefing"]
-    for malformed in ("x_1", f"s_{b.id + a.id}_{min(a.id, b.id)}", "g_0"):
+    for malformed in ("x_1", "g_0", ""):
         assert search(a, "classified", conversation_id=malformed).status_code == 400, malformed
+    assert search(a, "classified", conversation_id=f"s_{b.id}_{a.id}" if b.id > a.id
+                  else f"s_{a.id}_{b.id}").status_code == 403  # the larger id first: nobody's conversation
 
 
 def test_group_history_before_join_is_not_found() -> None:
@@ -224,3 +227,37 @@ def _indexed(cid: str) -> int:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT COUNT(*) FROM {search_index.SEARCH_TABLE} WHERE conversation_id = %s", [cid])
         return int(cursor.fetchone()[0])
+
+
+@pytest.mark.parametrize(("term_first_above", "term_first_rows"), [(0, 500), (0, 2), (10 ** 9, 500)],
+                         ids=["term-first", "term-first-then-scoped", "scoped"])
+def test_both_query_plans_find_the_same(db_reader, monkeypatch: pytest.MonkeyPatch, term_first_above: int,
+                                        term_first_rows: int) -> None:
+    """Callers who can read many messages are searched term-first (messaging/search.py):
+    the same answer as the scoped plan, foreign, pre-join and hidden messages left out."""
+    from messaging import search as search_index
+
+    owner, late, other = register("sq"), register("sq"), register("sq")
+    g = owner.post("/api/groups", {"name": "plans", "member_ids": [other.id]}).json()
+    so, sx = owner.ws(), other.ws()
+    send_all(so, g["conversation_id"], ["tamarind before join"])
+    wait_found(owner, "tamarind", "tamarind before join")
+    assert owner.post(f"/api/groups/{g['id']}/members", {"user_ids": [late.id]}).status_code == 200
+    send_all(so, g["conversation_id"], ["tamarind after join 1"])
+    send_all(sx, single_cid(other, owner), ["tamarind not for late"])
+    hidden = send_all(so, g["conversation_id"], ["tamarind hidden by late"])[0]
+    send_all(so, single_cid(late, owner), ["tamarind 1:1 a", "tamarind 1:1 b"])
+    wait_found(late, "tamarind", "tamarind 1:1 b")
+    wait_found(owner, "tamarind", "tamarind not for late")
+    assert late.delete(f"/api/messages/{hidden['message_id']}").status_code == 204
+    monkeypatch.setattr(search_index, "TERM_FIRST_ABOVE", term_first_above)
+    monkeypatch.setattr(search_index, "TERM_FIRST_ROWS", term_first_rows)
+    with db_reader.access():
+        rows, more = search_index.messages_search(user_id=late.id, query="TAMARIND", limit=2)
+        assert ([m.body for m in rows], more) == (["tamarind 1:1 b", "tamarind 1:1 a"], True)
+        rows, more = search_index.messages_search(user_id=late.id, query="tamarind", limit=2,
+                                                  before_message_id=rows[-1].message_id)
+        assert ([m.body for m in rows], more) == (["tamarind after join 1"], False)
+        ref = parse_conversation_id(g["conversation_id"])
+        rows, _ = search_index.messages_search(user_id=late.id, query="tamarind", ref=ref)
+        assert [m.body for m in rows] == ["tamarind after join 1"]
