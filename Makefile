@@ -67,10 +67,13 @@ test: test-deps lint lint-js
 clean:
 	rm -rf $(VENV) .run node_modules
 
-# Benchmarks (docs/benchmarks.md): every scenario on a fresh stack, one warmed broker, about 16 minutes.
+# Benchmarks (docs/benchmarks.md): every scenario on a fresh stack, one warmed broker, about 16 minutes;
+# then message search over 1,000,000 seeded messages in a database of its own (about 9 minutes more).
 BENCH_ARGS ?= --repeat 3 --duration 60 --latency-duration 8 --baseline-duration 10
+SEARCH_BENCH_ARGS ?= --messages 1000000 --repeat 50
 bench: test-deps
 	$(PY) -m bench all $(BENCH_ARGS)
+	$(PY) -m bench.search $(SEARCH_BENCH_ARGS)
 
 # Faults under load (docs/reliability.md) on a three-node Kafka cluster: kill -9 of each
 # process, Redis restarted empty, MySQL stopped for 10 s, one broker killed for 10 s and

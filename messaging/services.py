@@ -7,6 +7,7 @@ from typing import Any
 import orjson
 from django.db import connection, transaction
 
+from messaging import search
 from messaging.conversations import ConversationRef, parse_conversation_id
 from messaging.models import ConversationState, HiddenMessage, Message
 
@@ -59,6 +60,7 @@ def messages_store(*, messages: list[dict[str, Any]]) -> int:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(_INSERT_MESSAGES, params)
         inserted = max(0, cursor.rowcount)
+        search.search_index_add(messages=messages)  # one more multi-row INSERT: the search index
         _apply_recall_marks([p[0] for p in params])
         _conversations_touch(messages)
     if inserted < len(params):
@@ -155,6 +157,7 @@ def message_recall(*, message_id: int, conversation_id: str, seq: int) -> None:
 
     redis_client.client().set(redis_client.key("recalled", message_id), "1", ex=RECALL_MARK_TTL_S)
     Message.objects.filter(message_id=message_id).update(recalled=True, body="", extra={})
+    search.search_index_remove(message_ids=[message_id])
     sequences.recent_mark_recalled(conversation_id, seq, message_id)
     upstream.upstream_recall(conversation_id=conversation_id, message_id=message_id, seq=seq)
 
@@ -167,6 +170,7 @@ def _apply_recall_marks(message_ids: list[int]) -> None:
     recalled = [m for m, mark in zip(message_ids, marks, strict=True) if mark]
     if recalled:
         Message.objects.filter(message_id__in=recalled).update(recalled=True, body="", extra={})
+        search.search_index_remove(message_ids=recalled)
 
 
 class RecallRefused(Exception):

@@ -119,10 +119,22 @@ def ensure_database() -> None:
             conn = _mysql_connect(db)
         except MySQLdb.OperationalError as exc2:
             raise ServiceUnavailable("mysql", str(exc2.args[-1])) from exc2
+    if (db["HOST"] or "127.0.0.1") in LOOPBACK:
+        mroonga_install(conn)
     with conn.cursor() as cursor:
         name = db["NAME"].replace("`", "")
         cursor.execute(f"CREATE DATABASE IF NOT EXISTS `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
     conn.close()
+
+
+def mroonga_install(conn: Any) -> None:
+    """Message search's engine (messaging/search.py) on a local server: Debian's package,
+    when the server's plugin directory lacks its library. The migration loads it."""
+    with conn.cursor() as cursor:
+        cursor.execute("SELECT @@plugin_dir")
+        plugin_dir = cursor.fetchone()[0]
+    if not (Path(plugin_dir) / "ha_mroonga.so").exists():
+        apt_install("mariadb-plugin-mroonga")
 
 
 def redis_start(host: str, port: int) -> None:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from messaging.api import views
+from messaging.api import search, views
 
 urlpatterns = [
     path("conversations", views.ConversationListView.as_view()),
@@ -10,4 +10,5 @@ urlpatterns = [
     path("messages", views.MessageSendView.as_view()),
     path("messages/<int:message_id>", views.MessageHideView.as_view()),
     path("messages/<int:message_id>/recall", views.MessageRecallView.as_view()),
+    path("search", search.SearchView.as_view()),
 ]
