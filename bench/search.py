@@ -130,7 +130,7 @@ def seed(args: argparse.Namespace) -> dict[str, Any]:
     from django.db import connection
 
     from accounts.models import User
-    from gochat_project import services
+    from gochat_project.ops import services
     from groups.models import Group, GroupMember
 
     conn = MySQLdb.connect(host="127.0.0.1", user="root")

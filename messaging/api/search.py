@@ -10,8 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from gochat_project.pagination import ResultsNextPagination
-from gochat_project.schema import ERROR
+from gochat_project.api.pagination import ResultsNextPagination
+from gochat_project.api.schema import ERROR
 from messaging import search, selectors, services
 from messaging.api.views import CONVERSATION_ID, MessageSerializer
 from messaging.conversations import ConversationRef
