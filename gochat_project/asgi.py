@@ -20,7 +20,7 @@ from django.urls import path  # noqa: E402
 
 from gochat_project.client_address import TrustedProxies  # noqa: E402
 from gochat_project.middleware import AsgiBodyLimit, daphne_skip_form_parsing  # noqa: E402
-from messaging.gateway import ChatConsumer  # noqa: E402
+from messaging.gateway.consumer import ChatConsumer  # noqa: E402
 
 daphne_skip_form_parsing()
 if "daphne.server" in sys.modules and os.environ.get("GOCHAT_EAGER_WRITES", "1") != "0":

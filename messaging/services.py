@@ -151,7 +151,8 @@ def message_recall(*, message_id: int, conversation_id: str, seq: int) -> None:
     first, and the persistence task applies marks to the rows it inserts.
     """
     from gochat_project import redis_client
-    from messaging import sequences, upstream
+    from messaging import sequences
+    from messaging.gateway import upstream
 
     redis_client.client().set(redis_client.key("recalled", message_id), "1", ex=RECALL_MARK_TTL_S)
     Message.objects.filter(message_id=message_id).update(recalled=True, body="", extra={})
@@ -207,7 +208,8 @@ def message_recall_by_sender(*, user_id: int, message_id: int) -> None:
 
 def message_hide(*, user_id: int, message_id: int) -> None:
     """Delete-for-me: hide a message the user can read from their own history on every device."""
-    from messaging import sequences, upstream
+    from messaging import sequences
+    from messaging.gateway import upstream
 
     found = sequences.message_locate(message_id)
     if found is None:

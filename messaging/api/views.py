@@ -11,9 +11,10 @@ from accounts.models import User
 from accounts.selectors import blocked_pairs
 from gochat_project.fields import StrictIntegerField
 from groups.selectors import group_membership
-from messaging import frames, selectors, services, upstream
+from messaging import protocol, selectors, services
 from messaging.conversations import ConversationRef
-from messaging.frames import FrameError
+from messaging.gateway import upstream
+from messaging.protocol import FrameError
 from uploads import selectors as upload_selectors
 
 
@@ -24,7 +25,7 @@ class MessageSerializer(serializers.Serializer):
     conversation_id = serializers.CharField()
     seq = serializers.IntegerField()
     sender_id = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=sorted(frames.KINDS))
+    kind = serializers.ChoiceField(choices=sorted(protocol.KINDS))
     body = serializers.CharField(allow_blank=True)
     extra = serializers.DictField()
     client_msg_id = serializers.CharField()
@@ -45,9 +46,9 @@ def _access(request: Request, conversation_id: str) -> ConversationRef:
 
 
 class SeqQuery(serializers.Serializer):
-    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=frames.MAX_SEQ, default=0)
-    before_seq = serializers.IntegerField(required=False, min_value=1, max_value=frames.MAX_SEQ)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=frames.MAX_SYNC_LIMIT, default=50)
+    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=protocol.MAX_SEQ, default=0)
+    before_seq = serializers.IntegerField(required=False, min_value=1, max_value=protocol.MAX_SEQ)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=protocol.MAX_SYNC_LIMIT, default=50)
 
 
 class ConversationListView(APIView):
@@ -75,7 +76,7 @@ class ConversationMessagesView(APIView):
 
 
 class ReadInput(serializers.Serializer):
-    seq = StrictIntegerField(min_value=0, max_value=frames.MAX_SEQ)
+    seq = StrictIntegerField(min_value=0, max_value=protocol.MAX_SEQ)
 
 
 class ConversationReadView(APIView):
@@ -92,15 +93,15 @@ class ConversationReadView(APIView):
 
 
 class SendInput(serializers.Serializer):
-    """The schema of a send; frames.validate_message_fields validates it (as for a WebSocket
+    """The schema of a send; protocol.validate_message_fields validates it (as for a WebSocket
     `send`), with what a schema cannot say: a 1:1 id names the smaller user id first, a
     text message needs a non-blank body, `extra` is at most 4 KiB of JSON."""
 
     conversation_id = serializers.RegexField(CONVERSATION_ID, max_length=40)
     client_msg_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$", max_length=64)
     body = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False,
-                                 max_length=frames.MAX_BODY_CHARS)
-    kind = serializers.ChoiceField(choices=sorted(frames.KINDS), required=False)
+                                 max_length=protocol.MAX_BODY_CHARS)
+    kind = serializers.ChoiceField(choices=sorted(protocol.KINDS), required=False)
     extra = serializers.DictField(required=False, allow_null=True)
 
 
@@ -114,9 +115,9 @@ class MessageSendView(APIView):
         if not isinstance(request.data, dict):
             raise ValidationError({"detail": "Expected a JSON object."})
         try:
-            fields = frames.validate_message_fields(dict(request.data))
+            fields = protocol.validate_message_fields(dict(request.data))
         except FrameError as exc:
-            code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code == frames.TOO_LARGE else 400
+            code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code == protocol.TOO_LARGE else 400
             return Response({"detail": exc.detail}, status=code)
         ref = _access(request, fields["conversation_id"])
         if ref.group_id is not None:
@@ -133,7 +134,7 @@ class MessageSendView(APIView):
             upload = upload_selectors.uploads_by_id(upload_ids=[upload_id]).get(upload_id)
             problem = upload_selectors.upload_send_refusal(upload, sender_id=request.user.pk, kind=fields["kind"])
             if problem is not None:
-                return Response({"detail": problem, "code": frames.BAD_UPLOAD}, status=status.HTTP_400_BAD_REQUEST)
+                return Response({"detail": problem, "code": protocol.BAD_UPLOAD}, status=status.HTTP_400_BAD_REQUEST)
         upstream.upstream_send(sender_id=request.user.pk, fields=fields)
         return Response({"client_msg_id": fields["client_msg_id"]}, status=status.HTTP_202_ACCEPTED)
 

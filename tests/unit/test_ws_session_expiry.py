@@ -1,4 +1,4 @@
-"""The gateway's session expiry and token buckets (messaging/gateway.py) at the one place
+"""The gateway's session expiry and token buckets (messaging/gateway/) at the one place
 the live tests cannot reach on purpose: a frame that arrives after the socket's expiry but
 before its timer has run. The socket under test records what it would write; the live
 stack proves the rest (tests/messaging/test_ws_sessions.py, test_ws_frame_rate.py)."""
@@ -7,8 +7,8 @@ import asyncio
 import time
 from typing import Any
 
-from messaging import gateway
-from messaging.gateway import ChatConsumer, TokenBucket
+from messaging.gateway import consumer as gateway
+from messaging.gateway.consumer import ChatConsumer, TokenBucket
 
 
 class RecordingConsumer(ChatConsumer):

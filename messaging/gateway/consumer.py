@@ -1,6 +1,6 @@
 """The WebSocket gateway (`/ws`): authenticates, validates frames and hands sends
 to upstream. It never routes messages itself: logic does, and this process's
-downstream listener pushes what logic sends back (fanout.gateway_listener).
+downstream listener pushes what logic sends back (messaging/gateway/listener.py).
 
 A socket is authorised until the `exp` of the access token that opened it, or of the
 last one an `auth` frame brought (PROTOCOL.md v1.1, sessions on open sockets): one
@@ -27,9 +27,10 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.models import User
 from accounts.services import user_control_group
 from fanout import presence
-from fanout.gateway_listener import DownstreamListener, LocalConnections
-from messaging import frames, metrics, selectors, services, upstream
-from messaging.frames import FrameError
+from messaging import metrics, protocol, selectors, services
+from messaging.gateway import upstream
+from messaging.gateway.listener import DownstreamListener, LocalConnections
+from messaging.protocol import FrameError
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("gochat.access")  # one line per socket opened, refused and closed
@@ -376,20 +377,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self._expire()
             return
         try:
-            frame = frames.parse_frame(text_data if text_data is not None else bytes_data)
+            frame = protocol.parse_frame(text_data if text_data is not None else bytes_data)
             self._take_token(frame)
             await getattr(self, f"on_{frame['type']}")(frame)
         except FrameError as exc:
             metrics.FRAME_ERRORS.labels(exc.code).inc()
             await self.send_frame(exc.frame())
-            if exc.code == frames.RATE_LIMITED:
+            if exc.code == protocol.RATE_LIMITED:
                 if max(self.rate_limited.values()) > RATE_LIMITED_BEFORE_CLOSE:
                     await self.close(code=CLOSE_RATE_ABUSE)
-            elif exc.code in (frames.INVALID, frames.TOO_LARGE, frames.UNKNOWN_TYPE):
+            elif exc.code in (protocol.INVALID, protocol.TOO_LARGE, protocol.UNKNOWN_TYPE):
                 await self._count_bad_frame()
         except BACKING_STORE_ERRORS as exc:
             log.warning("%s frame not served, a backing store is unavailable: %s", frame["type"], exc)
-            error = FrameError(frames.UNAVAILABLE, "temporarily unavailable; retry shortly", frame.get("client_msg_id"))
+            error = FrameError(protocol.UNAVAILABLE, "temporarily unavailable; retry shortly",
+                               frame.get("client_msg_id"))
             metrics.FRAME_ERRORS.labels(error.code).inc()
             await self.send_frame(error.frame())
 
@@ -411,16 +413,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.rate_limited[bucket] = 0
             return
         self.rate_limited[bucket] += 1
-        raise FrameError(frames.RATE_LIMITED, f"too many {what}; slow down", frame.get("client_msg_id"))
+        raise FrameError(protocol.RATE_LIMITED, f"too many {what}; slow down", frame.get("client_msg_id"))
 
     async def on_auth(self, frame: dict[str, Any]) -> None:
         """A fresh access token of this socket's user moves its expiry to the token's `exp`.
         Anything else is `invalid` and leaves the old expiry standing."""
         claims = _token_claims(frame["token"])
         if claims is None or claims[0] != self.user_id:
-            raise FrameError(frames.INVALID, "token is not a valid access token of this user")
+            raise FrameError(protocol.INVALID, "token is not a valid access token of this user")
         if claims[1] < self.expires_at:
-            raise FrameError(frames.INVALID, "token expires before the one authorising this socket")
+            raise FrameError(protocol.INVALID, "token expires before the one authorising this socket")
         refusal = await _refusal(self.user_id)
         if self._expired():  # the old token ran out while the account was looked up
             return
@@ -471,7 +473,7 @@ def _sync(user_id: int, conversation_id: str, after_seq: int, limit: int) -> tup
     try:
         ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
     except services.NotAllowed as exc:
-        raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
+        raise FrameError(protocol.NOT_MEMBER, str(exc)) from exc
     return selectors.conversation_messages(user_id=user_id, ref=ref, after_seq=after_seq, limit=limit)
 
 
@@ -480,7 +482,7 @@ def _read(user_id: int, conversation_id: str, seq: int) -> int:
     try:
         services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
     except services.NotAllowed as exc:
-        raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
+        raise FrameError(protocol.NOT_MEMBER, str(exc)) from exc
     max_seq = selectors.conversation_max_seq(conversation_id=conversation_id)
     return services.conversation_read(user_id=user_id, conversation_id=conversation_id, seq=seq, max_seq=max_seq)
 
@@ -492,7 +494,7 @@ def _typing_allowed(user_id: int, conversation_id: str) -> bool:
     try:
         ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
     except services.NotAllowed as exc:
-        raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
+        raise FrameError(protocol.NOT_MEMBER, str(exc)) from exc
     if ref.kind == "single":
         peer = ref.peer_of(user_id)
         return peer == user_id or not blocked_pairs(pairs={(peer, user_id)})
@@ -504,4 +506,4 @@ def _recall(user_id: int, message_id: int) -> None:
     try:
         services.message_recall_by_sender(user_id=user_id, message_id=message_id)
     except services.RecallRefused as exc:
-        raise FrameError(frames.NOT_FOUND if exc.status == 404 else frames.FORBIDDEN, exc.detail) from exc
+        raise FrameError(protocol.NOT_FOUND if exc.status == 404 else protocol.FORBIDDEN, exc.detail) from exc

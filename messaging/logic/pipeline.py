@@ -29,7 +29,6 @@ from typing import Any
 import orjson
 from confluent_kafka import Consumer, KafkaException, Producer, TopicPartition
 from confluent_kafka import Message as KafkaMessage
-from django.conf import settings
 from django.db import close_old_connections
 
 from fanout import presence
@@ -37,22 +36,16 @@ from fanout.downstream import Deliveries, flush_or_raise
 from gochat_project import kafka, redis_client
 from gochat_project.celery import Publication, publish, publish_started
 from groups import selectors as group_selectors
-from messaging import frames, metrics, sequences
+from messaging import metrics, protocol, sequences
 from messaging import selectors as message_selectors
 from messaging.conversations import ConversationRef, parse_conversation_id
+from messaging.logic import logic_group_id
 from messaging.snowflake import Snowflake
 from messaging.tasks import persist_messages
 from uploads import selectors as upload_selectors
 from uploads import services as upload_services
 
 log = logging.getLogger(__name__)
-
-LOGIC_GROUP_SUFFIX = "logic"
-
-
-def logic_group_id() -> str:
-    return f"{settings.GOCHAT_TOPIC_PREFIX}-{LOGIC_GROUP_SUFFIX}"
-
 
 @dataclass
 class Send:
@@ -245,7 +238,7 @@ class Logic:
             fields = {k: e.get(k) for k in ("client_msg_id", "body", "kind", "extra")}
             send = Send(int(e["uid"]), e.get("gw"), e.get("conn"), ref or ConversationRef("", "single"), fields)
             if ref is None:
-                rejected.append((send, frames.INVALID, "malformed conversation_id"))
+                rejected.append((send, protocol.INVALID, "malformed conversation_id"))
             else:
                 sends.append(send)
         checks = message_selectors.send_checks(
@@ -262,14 +255,14 @@ class Logic:
         accepted: list[Send] = []
         for s in sends:
             if s.sender_id not in active:
-                rejected.append((s, frames.FORBIDDEN, "your account is not active"))
+                rejected.append((s, protocol.FORBIDDEN, "your account is not active"))
             elif s.ref.kind == "single":
                 if s.sender_id not in s.ref.user_ids:
-                    rejected.append((s, frames.NOT_MEMBER, "not a participant of this conversation"))
+                    rejected.append((s, protocol.NOT_MEMBER, "not a participant of this conversation"))
                 elif not set(s.ref.user_ids) <= active:
-                    rejected.append((s, frames.FORBIDDEN, "the other user is not active"))
+                    rejected.append((s, protocol.FORBIDDEN, "the other user is not active"))
                 elif (s.ref.peer_of(s.sender_id), s.sender_id) in blocks:
-                    rejected.append((s, frames.BLOCKED, "you cannot message this user"))
+                    rejected.append((s, protocol.BLOCKED, "you cannot message this user"))
                 else:
                     s.recipients = sorted(set(s.ref.user_ids))
                     accepted.append(s)
@@ -277,9 +270,9 @@ class Logic:
                 group = groups.get(s.ref.group_id)  # type: ignore[arg-type]
                 member = group.members.get(s.sender_id) if group else None
                 if group is None or member is None:
-                    rejected.append((s, frames.NOT_MEMBER, "not a member of this group"))
+                    rejected.append((s, protocol.NOT_MEMBER, "not a member of this group"))
                 elif member.muted:
-                    rejected.append((s, frames.FORBIDDEN, "you are muted in this group"))
+                    rejected.append((s, protocol.FORBIDDEN, "you are muted in this group"))
                 else:
                     s.large_group = group.is_large
                     s.recipients = [] if group.is_large else list(group.members)
@@ -305,7 +298,7 @@ class Logic:
             upload = found.get(upload_id)
             problem = upload_selectors.upload_send_refusal(upload, sender_id=s.sender_id, kind=s.fields["kind"])
             if problem is not None or upload is None:
-                refused.append((s, frames.BAD_UPLOAD, problem or ""))
+                refused.append((s, protocol.BAD_UPLOAD, problem or ""))
                 continue
             s.fields["extra"] = {**s.fields["extra"], **upload_selectors.upload_public(upload)}
             s.upload_id = upload.id
