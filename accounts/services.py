@@ -37,10 +37,12 @@ def users_ban(*, user_ids: list[int]) -> None:
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
+    from messaging.protocol import CLOSE_BANNED
+
     User.objects.filter(pk__in=user_ids).update(is_active=False)
     layer = get_channel_layer()
     for user_id in user_ids:
-        async_to_sync(layer.group_send)(user_control_group(user_id), {"type": "control.kick", "code": 4403})
+        async_to_sync(layer.group_send)(user_control_group(user_id), {"type": "control.kick", "code": CLOSE_BANNED})
 
 
 def users_unban(*, user_ids: list[int]) -> None:

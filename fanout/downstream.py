@@ -13,7 +13,7 @@ from collections import defaultdict
 from typing import Any
 
 import orjson
-from confluent_kafka import KafkaException, Producer
+from confluent_kafka import Producer
 
 from gochat_project import kafka
 
@@ -40,13 +40,3 @@ class Deliveries:
             producer.produce(kafka.downstream_topic(gateway_id), orjson.dumps(items))
         return len(self._by_gateway)
 
-
-def flush_or_raise(producer: Producer, errors: list[Exception], timeout: float = 30.0) -> None:
-    """Wait until every produced record is acknowledged; raise if any failed."""
-    remaining = producer.flush(timeout)
-    if remaining:
-        raise KafkaException(f"{remaining} records not acknowledged after {timeout}s")
-    if errors:
-        first = errors[0]
-        errors.clear()
-        raise KafkaException(f"produce failed: {first}")
