@@ -131,24 +131,14 @@ def celery_transport_options() -> dict[str, Any]:
     return {
         "kafka_common_config": common_config(),
         "kafka_consumer_config": {**_CONSUMER_TUNING, "max.poll.interval.ms": 300000},
-        "kafka_producer_config": {"linger.ms": 0, "acks": "all", "enable.idempotence": True,
-                                  "on_delivery": celery_delivery_report},
+        # Failed deliveries: a callback per publication (gochat_project.kombu_kafka).
+        "kafka_producer_config": {"linger.ms": 0, "acks": "all", "enable.idempotence": True},
         # gochat_project.kombu_kafka: acks are committed together, at most this often.
         "kafka_commit_interval_ms": settings.GOCHAT_CELERY_COMMIT_INTERVAL_MS,
         # Should kombu create a queue's topic (services up normally has), as GoChat would.
         "num_partitions": settings.GOCHAT_PERSIST_PARTITIONS,
         "replication_factor": settings.GOCHAT_KAFKA_REPLICATION_FACTOR,
     }
-
-
-# kombu's transport flushes after each publish but never reports a failed
-# delivery; this callback (installed through kafka_producer_config) does.
-CELERY_PUBLISH_ERRORS: list[Exception] = []
-
-
-def celery_delivery_report(err: Any, msg: Any) -> None:
-    if err is not None:
-        CELERY_PUBLISH_ERRORS.append(RuntimeError(str(err)))
 
 
 def consumer_group_lag(group_id: str, topic_name: str, timeout: float = 5.0, *, drain_wait: float = 0.0) -> int:
