@@ -4,9 +4,9 @@ Producer side (logic, fan-out tasks): `Deliveries` collects, for one batch, the
 frames each gateway must push and to whom, and produces one Kafka record per
 gateway. A frame is encoded once and carried as text; gateways never re-encode it.
 
-Record value: a JSON list of {"f": frame text, "u": [user ids], "c": [connection
-ids], "x": connection id to skip}. Downstream topics have one partition by
-default, so the records of one gateway keep logic's order.
+Record value: a JSON list of deliveries (messaging/protocol.py, encode_delivery).
+Downstream topics have one partition by default, so the records of one gateway keep
+logic's order.
 """
 
 from collections import defaultdict
@@ -16,6 +16,7 @@ import orjson
 from confluent_kafka import Producer
 
 from gochat_project import kafka
+from messaging.protocol import encode_delivery
 
 
 class Deliveries:
@@ -26,13 +27,10 @@ class Deliveries:
         return bool(self._by_gateway)
 
     def to_users(self, gateway_id: str, frame: str, user_ids: list[int], exclude_conn: str | None = None) -> None:
-        item: dict[str, Any] = {"f": frame, "u": user_ids}
-        if exclude_conn:
-            item["x"] = exclude_conn
-        self._by_gateway[gateway_id].append(item)
+        self._by_gateway[gateway_id].append(encode_delivery(frame, user_ids=user_ids, skip_conn=exclude_conn))
 
     def to_connection(self, gateway_id: str, frame: str, conn_id: str) -> None:
-        self._by_gateway[gateway_id].append({"f": frame, "c": [conn_id]})
+        self._by_gateway[gateway_id].append(encode_delivery(frame, conn_ids=[conn_id]))
 
     def produce(self, producer: Producer) -> int:
         """Produce one record per gateway; returns how many. Caller flushes."""

@@ -259,3 +259,29 @@ def decode_upstream(value: bytes) -> UpstreamEvent | None:
     if t == "hide":
         return HideEvent(int(e["uid"]), e.get("cid"), int(e["mid"]), e.get("conn"))
     return None
+
+
+# --- downstream records (logic, fan-out -> one gateway) ----------------------------
+# One record per gateway per batch: a JSON list of deliveries {"f": frame text, "u": user
+# ids, "c": connection ids, "x": connection to skip}. The frame is encoded once, by the
+# producer, and written to the sockets as is. The same short keys as before (in flight
+# during an upgrade); code uses these two functions.
+
+
+def encode_delivery(frame: str, *, user_ids: list[int] | None = None, conn_ids: list[str] | None = None,
+                    skip_conn: str | None = None) -> dict[str, Any]:
+    """One delivery of a downstream record (orjson encodes the record's list at once)."""
+    item: dict[str, Any] = {"f": frame}
+    if user_ids is not None:
+        item["u"] = user_ids
+    if conn_ids is not None:
+        item["c"] = conn_ids
+    if skip_conn:
+        item["x"] = skip_conn
+    return item
+
+
+def decode_deliveries(value: bytes) -> list[tuple[str, list[int], list[str], str | None]]:
+    """(frame, user ids, connection ids, connection to skip) of each delivery of a record.
+    Raises ValueError on an undecodable record."""
+    return [(d["f"], d.get("u", ()), d.get("c", ()), d.get("x")) for d in orjson.loads(value)]

@@ -10,10 +10,10 @@ import threading
 import uuid
 from typing import TYPE_CHECKING
 
-import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from gochat_project import kafka
+from messaging.protocol import decode_deliveries
 
 if TYPE_CHECKING:
     from messaging.gateway.runtime import LocalConnections, Socket
@@ -68,17 +68,15 @@ class DownstreamListener(threading.Thread):
     async def _push_all(self, records: list[bytes]) -> None:
         for value in records:
             try:
-                items = orjson.loads(value)
-            except orjson.JSONDecodeError:
+                deliveries = decode_deliveries(value)
+            except (ValueError, KeyError, TypeError, AttributeError):
                 log.error("undecodable downstream record dropped")
                 continue
-            for item in items:
-                frame = item["f"]
-                skip = item.get("x")
+            for frame, user_ids, conn_ids, skip in deliveries:
                 targets: list[Socket] = []
-                for user_id in item.get("u", ()):
+                for user_id in user_ids:
                     targets.extend(s for cid, s in self.connections.by_user.get(user_id, {}).items() if cid != skip)
-                for conn_id in item.get("c", ()):
+                for conn_id in conn_ids:
                     if (s := self.connections.by_conn.get(conn_id)) is not None:
                         targets.append(s)
                 for socket in targets:

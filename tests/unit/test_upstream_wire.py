@@ -1,8 +1,9 @@
-"""The upstream topic's wire format (messaging/protocol.py): records written by the
+"""The Kafka wire formats (upstream events, downstream deliveries) (messaging/protocol.py): records written by the
 release before the typed events must decode, and encoding writes the same bytes, so a
 rolling upgrade reads what is in flight either way. The records below are literal bytes of
 that release's upstream.py (orjson of its short-key dicts)."""
 
+import orjson
 import pytest
 
 from messaging.protocol import (
@@ -11,7 +12,9 @@ from messaging.protocol import (
     RecallEvent,
     SendEvent,
     TypingEvent,
+    decode_deliveries,
     decode_upstream,
+    encode_delivery,
     encode_upstream,
 )
 
@@ -51,3 +54,16 @@ def test_a_damaged_record_raises_for_the_consumer_to_skip() -> None:
         decode_upstream(b'{"t":"send"')
     with pytest.raises(KeyError):
         decode_upstream(b'{"t":"read","cid":"s_1_2","seq":1}')
+
+
+DOWNSTREAM = (b'[{"f":"{\\"type\\":\\"ack\\"}","c":["c-9"]},'
+              b'{"f":"{\\"type\\":\\"message\\"}","u":[3,17],"x":"c-9"},{"f":"{\\"type\\":\\"typing\\"}","u":[17]}]')
+
+
+def test_downstream_records_of_the_previous_release_decode_and_encode_the_same() -> None:
+    assert decode_deliveries(DOWNSTREAM) == [('{"type":"ack"}', (), ["c-9"], None),
+                                             ('{"type":"message"}', [3, 17], (), "c-9"),
+                                             ('{"type":"typing"}', [17], (), None)]
+    assert orjson.dumps([encode_delivery('{"type":"ack"}', conn_ids=["c-9"]),
+                         encode_delivery('{"type":"message"}', user_ids=[3, 17], skip_conn="c-9"),
+                         encode_delivery('{"type":"typing"}', user_ids=[17])]) == DOWNSTREAM
