@@ -18,15 +18,3 @@ def user_is_online(*, user_id: int) -> bool:
     score = redis_client.client().zscore(redis_client.online_key(), user_id)
     return score is not None and score > time.time()
 
-
-def blocked_pairs(*, pairs: set[tuple[int, int]]) -> set[tuple[int, int]]:
-    """The (blocker, blocked) pairs among `pairs` that are blocks (one query)."""
-    from accounts.models import Block
-
-    if not pairs:
-        return set()
-    blockers = {a for a, _ in pairs}
-    blocked = {b for _, b in pairs}
-    found = Block.objects.filter(blocker_id__in=blockers, blocked_id__in=blocked).values_list("blocker_id",
-                                                                                             "blocked_id")
-    return {p for p in found if p in pairs}

@@ -6,8 +6,6 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 
 from accounts.models import User
 
-CLOSE_BANNED = 4403  # the WebSocket close code of a banned user's sockets (PROTOCOL.md)
-
 
 def user_register(*, username: str, password: str, nickname: str = "") -> User:
     """Create a user; usernames are unique case-insensitively."""
@@ -83,6 +81,7 @@ def users_ban(*, user_ids: list[int]) -> None:
     """
     from fanout import presence
     from fanout.downstream import Deliveries, control_produce
+    from messaging.protocol import CLOSE_BANNED
 
     User.objects.filter(pk__in=user_ids).update(is_active=False)
     kicks = Deliveries()

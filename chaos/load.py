@@ -1,5 +1,5 @@
 """Steady load for the fault runs: real WebSocket clients on one asyncio loop that
-keep PROTOCOL.md's client contract through every fault.
+keep the client contract (docs/protocol.md) through every fault.
 
 - A sender resends every unacked message with the same `client_msg_id` (after a
   timeout, and at once after reconnecting); an `error` frame for a send is counted

@@ -10,30 +10,22 @@ dedupe by message_id), never a missing one. Offline members catch up by `sync`.
 import logging
 import time
 from functools import cache
-from typing import Any
 
 from celery import shared_task
-from confluent_kafka import KafkaException, Producer
 from django.conf import settings
 
 from fanout import metrics, presence
-from fanout.downstream import Deliveries, flush_or_raise
+from fanout.downstream import Deliveries
 from gochat_project.celery import publish_started, retry_in_place
 from gochat_project.infra import kafka
 from groups.selectors import group_member_ids
 
 log = logging.getLogger(__name__)
-_errors: list[Exception] = []
-
-
-def _on_delivery(err: Any, msg: Any) -> None:
-    if err is not None:
-        _errors.append(KafkaException(err))
 
 
 @cache
-def _producer() -> Producer:
-    return Producer(kafka.producer_config(on_delivery=_on_delivery))
+def _producer() -> kafka.ProducerHandle:
+    return kafka.producer_build("fan-out deliveries")
 
 
 # Pushes are best effort (members catch up by `sync`), but worth a retry in place while
@@ -81,7 +73,7 @@ def _deliver_chunk(frame: str, user_ids: list[int]) -> int:
     for gw, uids in by_gateway.items():
         deliveries.to_users(gw, frame, uids)
     if deliveries:
-        deliveries.produce(_producer())
-        flush_or_raise(_producer(), _errors)
+        deliveries.produce(_producer().client)
+        _producer().flush_or_raise()
     metrics.CHUNK_SECONDS.observe(time.perf_counter() - started)
     return len(online)

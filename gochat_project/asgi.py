@@ -20,7 +20,7 @@ from django.urls import path  # noqa: E402
 from gochat_project.client_address import TrustedProxies  # noqa: E402
 from gochat_project.middleware import AsgiBodyLimit  # noqa: E402
 from gochat_project.patches import install_gateway  # noqa: E402
-from messaging.gateway import ChatConsumer  # noqa: E402
+from messaging.gateway.consumer import ChatConsumer  # noqa: E402
 
 install_gateway()
 

@@ -81,32 +81,28 @@ def publish(task: Any, args: list[Any], *, queue: str, summary: str) -> None:
 class Publication:
     """A task handed to Kafka; wait() returns once the broker acknowledged it."""
 
-    def __init__(self, name: str, producers: list[Any]) -> None:
+    def __init__(self, name: str, publishes: Any) -> None:
         self.name = name
-        self.producers = producers
+        self.publishes = publishes  # gochat_project.infra.kombu_kafka.UnflushedPublishes: producers, failures
 
     def wait(self) -> None:
         from confluent_kafka import KafkaException
 
-        from gochat_project.infra import kafka
-
-        for producer in self.producers:
+        for producer in self.publishes.producers:
             producer.flush()
-        errors = list(kafka.CELERY_PUBLISH_ERRORS)
-        kafka.CELERY_PUBLISH_ERRORS.clear()
-        if errors:  # this task's, or another published since the last wait: the caller publishes again
-            raise KafkaException(f"{self.name} not acknowledged: {errors[0]}")
+        if self.publishes.failures:  # this publication's own: the caller publishes again
+            raise KafkaException(f"{self.name} not acknowledged: {self.publishes.failures[0]}")
 
 
 def publish_started(task: Any, args: list[Any], *, queue: str, summary: str) -> Publication:
     """Publish a task without waiting for the broker (kombu would flush here): do other
-    work, or publish more, then wait() on the result. kafka.celery_delivery_report
-    records a failure."""
+    work, or publish more, then wait() on the result, which raises if the broker did not
+    acknowledge it."""
     from gochat_project.infra import kombu_kafka
 
-    with kombu_kafka.unflushed_publishes() as producers:
+    with kombu_kafka.unflushed_publishes() as publishes:
         task.apply_async(args=args, queue=queue, argsrepr=summary, kwargsrepr="{}")
-    return Publication(task.name, producers)
+    return Publication(task.name, publishes)
 
 
 def retry_in_place(fn: Callable[[], T], *, retry_on: tuple[type[BaseException], ...], what: str,

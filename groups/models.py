@@ -13,11 +13,13 @@ class Group(models.Model):
         db_table = "groups"
 
     def __str__(self) -> str:
-        return f"{self.name} (g_{self.pk})"
+        return f"{self.name} ({self.conversation_id})"
 
     @property
     def conversation_id(self) -> str:
-        return f"g_{self.pk}"
+        from messaging.conversations import group_conversation_id
+
+        return group_conversation_id(self.pk)
 
 
 class Role(models.TextChoices):

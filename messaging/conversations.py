@@ -1,10 +1,16 @@
-"""Conversation ids (PROTOCOL.md): `s_{small}_{large}` for 1:1, `g_{group_id}` for groups."""
+"""Conversation ids (docs/protocol.md), their grammar in one place: `s_{small}_{large}`
+for 1:1, `g_{group_id}` for groups."""
 
 import re
 from dataclasses import dataclass
 
-_SINGLE = re.compile(r"\As_([1-9][0-9]{0,18})_([1-9][0-9]{0,18})\Z")  # \Z: `$` also matches before a final "\n"
-_GROUP = re.compile(r"\Ag_([1-9][0-9]{0,18})\Z")
+_ID = "[1-9][0-9]{0,18}"  # a positive id that fits MySQL's BIGINT
+_SINGLE = re.compile(rf"\As_({_ID})_({_ID})\Z")  # \Z: `$` also matches before a final "\n"
+_GROUP = re.compile(rf"\Ag_({_ID})\Z")
+MAX_LENGTH = 40
+# The same grammar for schemas (OpenAPI, DRF's RegexField); parse_conversation_id adds a <= b.
+PATTERN = rf"^(s_{_ID}_{_ID}|g_{_ID})$"
+GRAMMAR = "s_{a}_{b} (a <= b) or g_{id}"  # how error messages state it
 
 
 @dataclass(frozen=True)
@@ -21,7 +27,7 @@ class ConversationRef:
 
 def parse_conversation_id(conversation_id: object) -> ConversationRef | None:
     """The parsed id, or None when it is not a well-formed conversation id."""
-    if not isinstance(conversation_id, str) or len(conversation_id) > 40:
+    if not isinstance(conversation_id, str) or len(conversation_id) > MAX_LENGTH:
         return None
     if m := _SINGLE.match(conversation_id):
         a, b = int(m[1]), int(m[2])
@@ -33,6 +39,5 @@ def parse_conversation_id(conversation_id: object) -> ConversationRef | None:
     return None
 
 
-def single_conversation_id(user_a: int, user_b: int) -> str:
-    small, large = sorted((user_a, user_b))
-    return f"s_{small}_{large}"
+def group_conversation_id(group_id: int) -> str:
+    return f"g_{group_id}"

@@ -10,7 +10,7 @@ from django.db import connection
 from accounts.models import Block, User
 from groups.models import GroupMember
 from messaging import sequences
-from messaging.conversations import ConversationRef
+from messaging.conversations import ConversationRef, group_conversation_id
 from messaging.models import Conversation, ConversationState, HiddenMessage, Message
 
 
@@ -66,7 +66,7 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
     singles = [c for c in states if c.startswith("s_")]
     memberships = dict(GroupMember.objects.filter(user_id=user_id, group__dissolved=False)
                        .values_list("group_id", "joined_seq"))
-    groups = {f"g_{gid}": joined for gid, joined in memberships.items()}
+    groups = {group_conversation_id(gid): joined for gid, joined in memberships.items()}
     ids = singles + list(groups)
     summaries = {c.conversation_id: c for c in Conversation.objects.filter(conversation_id__in=ids)}
     live = sequences.current_seqs(ids)

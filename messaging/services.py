@@ -10,28 +10,26 @@ from django.db import connection, transaction
 from messaging import search
 from messaging.conversations import ConversationRef, parse_conversation_id
 from messaging.models import ConversationState, HiddenMessage, Message
+from messaging.protocol import FORBIDDEN, NOT_FOUND, NOT_MEMBER, AppError
 
 log = logging.getLogger(__name__)
 
 
-class NotAllowed(Exception):
-    """The user may not see or write this conversation."""
-
-
 def conversation_check_access(*, user_id: int, conversation_id: str) -> ConversationRef:
-    """The conversation if user_id may read it; NotAllowed otherwise."""
+    """The conversation if user_id may read it. AppError otherwise: not_found for an id
+    that names no conversation, not_member for one the user is not in."""
     from groups.selectors import group_membership
 
     ref = parse_conversation_id(conversation_id)
     if ref is None:
-        raise NotAllowed("malformed conversation id")
+        raise AppError(NOT_FOUND, "No such conversation.")
     if ref.kind == "single":
         if user_id not in ref.user_ids:
-            raise NotAllowed("not a participant")
+            raise AppError(NOT_MEMBER, "You are not in this conversation.")
         return ref
     assert ref.group_id is not None
     if group_membership(group_id=ref.group_id, user_id=user_id) is None:
-        raise NotAllowed("not a member")
+        raise AppError(NOT_MEMBER, "You are not in this conversation.")
     return ref
 
 
@@ -153,7 +151,8 @@ def message_recall(*, message_id: int, conversation_id: str, seq: int) -> None:
     first, and the persistence task applies marks to the rows it inserts.
     """
     from gochat_project.infra import redis_client
-    from messaging import sequences, upstream
+    from messaging import sequences
+    from messaging.gateway import upstream
 
     redis_client.client().set(redis_client.key("recalled", message_id), "1", ex=RECALL_MARK_TTL_S)
     Message.objects.filter(message_id=message_id).update(recalled=True, body="", extra={})
@@ -173,17 +172,10 @@ def _apply_recall_marks(message_ids: list[int]) -> None:
         search.search_index_remove(message_ids=recalled)
 
 
-class RecallRefused(Exception):
-    def __init__(self, status: int, detail: str) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-
-
 def message_recall_by_sender(*, user_id: int, message_id: int) -> None:
     """A sender recalls their own message within GOCHAT_RECALL_WINDOW_S.
 
-    404 unknown, 403 someone else's or too late; recalling twice is a no-op. Works
+    not_found (404) unknown, forbidden (403) someone else's or too late; recalling twice is a no-op. Works
     before the row is stored (the message is found in Redis' index).
     """
     from django.conf import settings
@@ -193,17 +185,17 @@ def message_recall_by_sender(*, user_id: int, message_id: int) -> None:
 
     found = sequences.message_locate(message_id)
     if found is None:
-        raise RecallRefused(404, "No such message.")
+        raise AppError(NOT_FOUND, "No such message.")
     conversation_id, seq, sender_id = found
     if sender_id != user_id:
         try:
             conversation_check_access(user_id=user_id, conversation_id=conversation_id)
-        except NotAllowed as exc:  # not in the conversation: the message does not exist for them
-            raise RecallRefused(404, "No such message.") from exc
-        raise RecallRefused(403, "You can only recall your own messages.")
+        except AppError as exc:  # not in the conversation: the message does not exist for them
+            raise AppError(NOT_FOUND, "No such message.") from exc
+        raise AppError(FORBIDDEN, "You can only recall your own messages.")
     age_s = (time.time() * 1000 - timestamp_ms(message_id)) / 1000
     if age_s > settings.GOCHAT_RECALL_WINDOW_S:
-        raise RecallRefused(403, f"Messages can be recalled within {settings.GOCHAT_RECALL_WINDOW_S} s of sending.")
+        raise AppError(FORBIDDEN, f"Messages can be recalled within {settings.GOCHAT_RECALL_WINDOW_S} s of sending.")
     if Message.objects.filter(message_id=message_id, recalled=True).exists():
         return
     message_recall(message_id=message_id, conversation_id=conversation_id, seq=seq)
@@ -211,16 +203,17 @@ def message_recall_by_sender(*, user_id: int, message_id: int) -> None:
 
 def message_hide(*, user_id: int, message_id: int) -> None:
     """Delete-for-me: hide a message the user can read from their own history on every device."""
-    from messaging import sequences, upstream
+    from messaging import sequences
+    from messaging.gateway import upstream
 
     found = sequences.message_locate(message_id)
     if found is None:
-        raise RecallRefused(404, "No such message.")
+        raise AppError(NOT_FOUND, "No such message.")
     conversation_id = found[0]
     try:
         conversation_check_access(user_id=user_id, conversation_id=conversation_id)
-    except NotAllowed as exc:
-        raise RecallRefused(404, "No such message.") from exc
+    except AppError as exc:
+        raise AppError(NOT_FOUND, "No such message.") from exc
     HiddenMessage.objects.get_or_create(user_id=user_id, message_id=message_id,
                                         defaults={"conversation_id": conversation_id})
     upstream.upstream_hide(user_id=user_id, conversation_id=conversation_id, message_id=message_id)

@@ -12,6 +12,10 @@ from rest_framework.views import exception_handler as drf_exception_handler
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    from messaging.protocol import AppError
+
+    if isinstance(exc, AppError):  # the protocol's error codes, with their HTTP statuses (messaging/protocol.py)
+        return Response({"detail": exc.detail, "code": exc.code}, status=exc.http_status)
     if isinstance(exc, RequestDataTooBig):
         return Response({"detail": "Request body too large."}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, UnicodeDecodeError):

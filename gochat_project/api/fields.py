@@ -1,6 +1,6 @@
 """Strict JSON fields for request bodies. DRF coerces: 5 becomes the name "5", "7" or
 7.0 the id 7, "yes" a boolean. GoChat takes JSON types as they are, as its WebSocket
-frames do (messaging.frames) and its OpenAPI schema says: a string field takes a JSON
+frames do (messaging.protocol) and its OpenAPI schema says: a string field takes a JSON
 string, an integer field a JSON integer (not a boolean), a boolean field a JSON boolean."""
 
 from typing import Any

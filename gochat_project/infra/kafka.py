@@ -38,7 +38,7 @@ def downstream_topic(gateway_id: str) -> str:
 
 
 def all_topics() -> dict[str, int]:
-    """Every topic of ARCHITECTURE.md with its configured partition count."""
+    """Every topic of docs/architecture.md with its configured partition count."""
     topics = {
         upstream_topic(): settings.GOCHAT_UPSTREAM_PARTITIONS,
         persist_topic(): settings.GOCHAT_PERSIST_PARTITIONS,
@@ -72,6 +72,48 @@ def producer_config(**overrides: Any) -> dict[str, Any]:
     }
 
 
+class ProducerHandle:
+    """A producer and its own delivery-error path (producer_build). Produce on `.client`
+    (confluent-kafka's Producer) directly: no wrapper call per record on hot paths.
+
+    A failed delivery is recorded on this handle only, and raised once by its next
+    flush_or_raise; with keep_failures=False (fire-and-forget producers, whose callers
+    never wait) it is logged instead and nothing accumulates."""
+
+    def __init__(self, name: str, *, keep_failures: bool, **overrides: Any) -> None:
+        from confluent_kafka import Producer
+
+        self.name = name
+        self._keep_failures = keep_failures
+        self._failures: list[str] = []
+        self.client = Producer(producer_config(on_delivery=self._on_delivery, **overrides))
+
+    def _on_delivery(self, err: Any, msg: Any) -> None:
+        if err is None:
+            return
+        if self._keep_failures:
+            self._failures.append(str(err))
+        else:
+            logging.getLogger(__name__).error("%s produce failed: %s", self.name, err)
+
+    def flush_or_raise(self, timeout: float = 30.0) -> None:
+        """Wait until every record produced here is acknowledged; raise if one is not, or failed."""
+        from confluent_kafka import KafkaException
+
+        remaining = self.client.flush(timeout)
+        if remaining:
+            raise KafkaException(f"{self.name}: {remaining} records not acknowledged after {timeout}s")
+        if self._failures:
+            first, self._failures = self._failures[0], []
+            raise KafkaException(f"{self.name}: produce failed: {first}")
+
+
+def producer_build(name: str, *, keep_failures: bool = True, **overrides: Any) -> ProducerHandle:
+    """The one way GoChat's own code builds a producer (gateway upstream, logic, fan-out):
+    producer_config plus overrides, and one delivery-error path per producer."""
+    return ProducerHandle(name, keep_failures=keep_failures, **overrides)
+
+
 def consumer_config(group_id: str, **overrides: Any) -> dict[str, Any]:
     return {
         **common_config(),
@@ -89,24 +131,14 @@ def celery_transport_options() -> dict[str, Any]:
     return {
         "kafka_common_config": common_config(),
         "kafka_consumer_config": {**_CONSUMER_TUNING, "max.poll.interval.ms": 300000},
-        "kafka_producer_config": {"linger.ms": 0, "acks": "all", "enable.idempotence": True,
-                                  "on_delivery": celery_delivery_report},
+        # Failed deliveries: a callback per publication (gochat_project.infra.kombu_kafka).
+        "kafka_producer_config": {"linger.ms": 0, "acks": "all", "enable.idempotence": True},
         # gochat_project.infra.kombu_kafka: acks are committed together, at most this often.
         "kafka_commit_interval_ms": settings.GOCHAT_CELERY_COMMIT_INTERVAL_MS,
         # Should kombu create a queue's topic (services up normally has), as GoChat would.
         "num_partitions": settings.GOCHAT_PERSIST_PARTITIONS,
         "replication_factor": settings.GOCHAT_KAFKA_REPLICATION_FACTOR,
     }
-
-
-# kombu's transport flushes after each publish but never reports a failed
-# delivery; this callback (installed through kafka_producer_config) does.
-CELERY_PUBLISH_ERRORS: list[Exception] = []
-
-
-def celery_delivery_report(err: Any, msg: Any) -> None:
-    if err is not None:
-        CELERY_PUBLISH_ERRORS.append(RuntimeError(str(err)))
 
 
 def consumer_group_lag(group_id: str, topic_name: str, timeout: float = 5.0, *, drain_wait: float = 0.0) -> int:

@@ -35,16 +35,30 @@ log = logging.getLogger(__name__)
 _unflushed = threading.local()
 
 
+class UnflushedPublishes:
+    """What publishes inside one unflushed_publishes() block used: the producers to flush,
+    and their failed deliveries, reported by a per-message callback. Each block has its
+    own, so a failure reaches the publication it belongs to and no other."""
+
+    def __init__(self) -> None:
+        self.producers: list[Producer] = []
+        self.failures: list[str] = []
+
+    def on_delivery(self, err: Any, msg: Any) -> None:
+        if err is not None:
+            self.failures.append(str(err))
+
+
 @contextlib.contextmanager
-def unflushed_publishes() -> Iterator[list[Producer]]:
-    """Publishes in this thread, inside the block, return without flushing; yields the
-    producers they used, for the caller to flush."""
-    producers: list[Producer] = []
-    _unflushed.producers = producers
+def unflushed_publishes() -> Iterator[UnflushedPublishes]:
+    """Publishes in this thread, inside the block, return without flushing; yields what
+    they used, for the caller to flush and check (gochat_project.celery.Publication)."""
+    publishes = UnflushedPublishes()
+    _unflushed.publishes = publishes
     try:
-        yield producers
+        yield publishes
     finally:
-        _unflushed.producers = None
+        _unflushed.publishes = None
 
 
 def consumer_config(queue: str, common: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -109,16 +123,17 @@ class Channel(confluentkafka.Channel):
                 consumer.commit(offsets=offsets, asynchronous=not force)
 
     def _put(self, queue: str, message: Any, **kwargs: Any) -> None:
-        producers = getattr(_unflushed, "producers", None)
-        if producers is None:
+        publishes: UnflushedPublishes | None = getattr(_unflushed, "publishes", None)
+        if publishes is None:
             super()._put(queue, message, **kwargs)
             return
         name = self.sanitize_queue_name(queue)
         producer = self._get_producer(name)
-        producer.produce(name, str_to_bytes(dumps(message)))
+        # kombu never reports a failed delivery; this publication's callback does.
+        producer.produce(name, str_to_bytes(dumps(message)), on_delivery=publishes.on_delivery)
         producer.poll(0)
-        if producer not in producers:
-            producers.append(producer)
+        if producer not in publishes.producers:
+            publishes.producers.append(producer)
 
     def _get(self, queue: str, **kwargs: Any) -> Any:  # type: ignore[override]  # kombu's own bases disagree
         """kombu's, with the poll cut short while acked positions wait for their commit."""

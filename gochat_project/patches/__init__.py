@@ -47,7 +47,7 @@ PATCHES: tuple[Patch, ...] = (
     ),
     Patch(
         target="autobahn WebSocketServerProtocol.serverClose (as Daphne's WebSocketProtocol)",
-        where="messaging.gateway",
+        where="gochat_project.patches.autobahn_close",
         distribution="autobahn", written_against="26.11.1",
         why="PROTOCOL.md promises close code 1012 (service restart) on shutdown; autobahn's sendClose admits "
             "only 1000 and 3000-4999 from applications, so that one frame is sent with its lower-level call.",
@@ -76,8 +76,9 @@ def install_gateway() -> None:
     """The gateway process (gochat_project.asgi). Under uvicorn none of these apply."""
     if "daphne.server" not in sys.modules:
         return
-    from gochat_project.patches import daphne_forms, twisted_writes
+    from gochat_project.patches import autobahn_close, daphne_forms, twisted_writes
 
     daphne_forms.install()
+    autobahn_close.install()
     if os.environ.get("GOCHAT_EAGER_WRITES", "1") != "0":
         twisted_writes.install()

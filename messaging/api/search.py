@@ -12,9 +12,10 @@ from rest_framework.views import APIView
 
 from gochat_project.api.pagination import ResultsNextPagination
 from gochat_project.api.schema import ERROR
-from messaging import search, selectors, services
-from messaging.api.views import CONVERSATION_ID, MessageSerializer
+from messaging import conversations, search, selectors, services
+from messaging.api.views import MessageSerializer
 from messaging.conversations import ConversationRef
+from messaging.protocol import AppError
 
 MAX_LIMIT = 50  # PROTOCOL.md, v1.1 "Search"
 
@@ -22,7 +23,7 @@ MAX_LIMIT = 50  # PROTOCOL.md, v1.1 "Search"
 class SearchQuery(serializers.Serializer):
     q = serializers.CharField(min_length=1, max_length=search.QUERY_MAX_CHARS,
                               help_text="words (case-insensitive) or any run of 2+ Chinese/Japanese characters")
-    conversation_id = serializers.RegexField(CONVERSATION_ID, max_length=40, required=False,
+    conversation_id = serializers.RegexField(conversations.PATTERN, max_length=conversations.MAX_LENGTH, required=False,
                                              help_text="search this conversation only")
     limit = serializers.IntegerField(min_value=1, max_value=MAX_LIMIT, default=20, required=False)
     cursor = serializers.CharField(required=False, help_text="from `next`")
@@ -55,7 +56,7 @@ def _conversation(request: Request, conversation_id: str | None) -> Conversation
         return None
     try:
         return services.conversation_check_access(user_id=request.user.pk, conversation_id=conversation_id)
-    except services.NotAllowed as exc:  # s_9_3 (the larger id first) too: no conversation of the caller's
+    except AppError as exc:  # s_9_3 (the larger id first) too: no conversation of the caller's
         raise PermissionDenied("You are not in this conversation.") from exc
 
 

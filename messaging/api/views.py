@@ -2,19 +2,16 @@
 
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound, PermissionDenied, ValidationError
+from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from accounts.models import User
-from accounts.selectors import blocked_pairs
 from gochat_project.api.fields import StrictIntegerField
-from groups.selectors import group_membership
-from messaging import frames, selectors, services, upstream
+from messaging import conversations, protocol, rules, selectors, services
 from messaging.conversations import ConversationRef
-from messaging.frames import FrameError
-from uploads import selectors as upload_selectors
+from messaging.gateway import upstream
+from messaging.protocol import SendEvent
 
 
 class MessageSerializer(serializers.Serializer):
@@ -24,7 +21,7 @@ class MessageSerializer(serializers.Serializer):
     conversation_id = serializers.CharField()
     seq = serializers.IntegerField()
     sender_id = serializers.IntegerField()
-    kind = serializers.ChoiceField(choices=sorted(frames.KINDS))
+    kind = serializers.ChoiceField(choices=sorted(protocol.KINDS))
     body = serializers.CharField(allow_blank=True)
     extra = serializers.DictField()
     client_msg_id = serializers.CharField()
@@ -32,22 +29,15 @@ class MessageSerializer(serializers.Serializer):
     recalled = serializers.BooleanField()
 
 
-CONVERSATION_ID = r"^(s_[1-9][0-9]{0,18}_[1-9][0-9]{0,18}|g_[1-9][0-9]{0,18})$"
-
-
 def _access(request: Request, conversation_id: str) -> ConversationRef:
-    try:
-        return services.conversation_check_access(user_id=request.user.pk, conversation_id=conversation_id)
-    except services.NotAllowed as exc:
-        if "malformed" in str(exc):
-            raise NotFound("No such conversation.") from exc
-        raise PermissionDenied("You are not in this conversation.") from exc
+    """The conversation, or AppError (not_found: 404, not_member: 403)."""
+    return services.conversation_check_access(user_id=request.user.pk, conversation_id=conversation_id)
 
 
 class SeqQuery(serializers.Serializer):
-    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=frames.MAX_SEQ, default=0)
-    before_seq = serializers.IntegerField(required=False, min_value=1, max_value=frames.MAX_SEQ)
-    limit = serializers.IntegerField(required=False, min_value=1, max_value=frames.MAX_SYNC_LIMIT, default=50)
+    after_seq = serializers.IntegerField(required=False, min_value=0, max_value=protocol.MAX_SEQ, default=0)
+    before_seq = serializers.IntegerField(required=False, min_value=1, max_value=protocol.MAX_SEQ)
+    limit = serializers.IntegerField(required=False, min_value=1, max_value=protocol.MAX_SYNC_LIMIT, default=50)
 
 
 class ConversationListView(APIView):
@@ -75,7 +65,7 @@ class ConversationMessagesView(APIView):
 
 
 class ReadInput(serializers.Serializer):
-    seq = StrictIntegerField(min_value=0, max_value=frames.MAX_SEQ)
+    seq = StrictIntegerField(min_value=0, max_value=protocol.MAX_SEQ)
 
 
 class ConversationReadView(APIView):
@@ -92,15 +82,15 @@ class ConversationReadView(APIView):
 
 
 class SendInput(serializers.Serializer):
-    """The schema of a send; frames.validate_message_fields validates it (as for a WebSocket
+    """The schema of a send; protocol.validate_message_fields validates it (as for a WebSocket
     `send`), with what a schema cannot say: a 1:1 id names the smaller user id first, a
     text message needs a non-blank body, `extra` is at most 4 KiB of JSON."""
 
-    conversation_id = serializers.RegexField(CONVERSATION_ID, max_length=40)
+    conversation_id = serializers.RegexField(conversations.PATTERN, max_length=conversations.MAX_LENGTH)
     client_msg_id = serializers.RegexField(r"^[A-Za-z0-9_-]{1,64}$", max_length=64)
     body = serializers.CharField(allow_blank=True, trim_whitespace=False, required=False,
-                                 max_length=frames.MAX_BODY_CHARS)
-    kind = serializers.ChoiceField(choices=sorted(frames.KINDS), required=False)
+                                 max_length=protocol.MAX_BODY_CHARS)
+    kind = serializers.ChoiceField(choices=sorted(protocol.KINDS), required=False)
     extra = serializers.DictField(required=False, allow_null=True)
 
 
@@ -113,35 +103,17 @@ class MessageSendView(APIView):
     def post(self, request: Request) -> Response:
         if not isinstance(request.data, dict):
             raise ValidationError({"detail": "Expected a JSON object."})
-        try:
-            fields = frames.validate_message_fields(dict(request.data))
-        except FrameError as exc:
-            code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE if exc.code == frames.TOO_LARGE else 400
-            return Response({"detail": exc.detail}, status=code)
-        ref = _access(request, fields["conversation_id"])
-        if ref.group_id is not None:
-            member = group_membership(group_id=ref.group_id, user_id=request.user.pk)
-            if member is not None and member.muted:  # logic would drop it: say so instead of 202
-                raise PermissionDenied("You are muted in this group.")
-        elif ref.kind == "single":
-            peer = ref.peer_of(request.user.pk)
-            if blocked_pairs(pairs={(peer, request.user.pk)}):
-                raise PermissionDenied("You cannot message this user.")
-            if not User.objects.filter(pk=peer, is_active=True).exists():
-                raise PermissionDenied("The other user is not active.")  # logic would drop it: say so
-        if (upload_id := fields["extra"].get("upload_id")) is not None:  # logic checks again: say so now
-            upload = upload_selectors.uploads_by_id(upload_ids=[upload_id]).get(upload_id)
-            problem = upload_selectors.upload_send_refusal(upload, sender_id=request.user.pk, kind=fields["kind"])
-            if problem is not None:
-                return Response({"detail": problem, "code": frames.BAD_UPLOAD}, status=status.HTTP_400_BAD_REQUEST)
+        fields = protocol.validate_message_fields(dict(request.data))  # AppError: 400, 413
+        _access(request, fields["conversation_id"])
+        # Logic decides; the same rules here turn a send it would refuse into a status, not a 202.
+        refusal = rules.send_refusal(SendEvent(request.user.pk, fields["conversation_id"], fields["client_msg_id"],
+                                               fields["body"], fields["kind"], fields["extra"]))
+        if refusal is not None:
+            raise refusal
         upstream.upstream_send(sender_id=request.user.pk, fields=fields)
         return Response({"client_msg_id": fields["client_msg_id"]}, status=status.HTTP_202_ACCEPTED)
 
 
-
-
-def _refused(exc: services.RecallRefused) -> Response:
-    return Response({"detail": exc.detail}, status=exc.status)
 
 
 class MessageRecallView(APIView):
@@ -149,10 +121,7 @@ class MessageRecallView(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, message_id: int) -> Response:
-        try:
-            services.message_recall_by_sender(user_id=request.user.pk, message_id=message_id)
-        except services.RecallRefused as exc:
-            return _refused(exc)
+        services.message_recall_by_sender(user_id=request.user.pk, message_id=message_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -161,10 +130,7 @@ class MessageHideView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, message_id: int) -> Response:
-        try:
-            services.message_hide(user_id=request.user.pk, message_id=message_id)
-        except services.RecallRefused as exc:
-            return _refused(exc)
+        services.message_hide(user_id=request.user.pk, message_id=message_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -1,4 +1,4 @@
-"""Accounts REST (PROTOCOL.md, Accounts) in-process against the real MySQL test database."""
+"""Accounts REST (docs/protocol.md, Accounts) in-process against the real MySQL test database."""
 
 import base64
 import json

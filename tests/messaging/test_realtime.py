@@ -1,4 +1,4 @@
-"""1:1 messaging end to end (PROTOCOL.md guarantees) on the live stack: Daphne
+"""1:1 messaging end to end (docs/protocol.md guarantees) on the live stack: Daphne
 gateways, the logic consumer and Celery workers as real processes."""
 
 import uuid

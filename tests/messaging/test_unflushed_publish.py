@@ -33,22 +33,23 @@ def test_a_plain_publish_waits_for_the_broker(queue) -> None:
 
 
 def test_publishes_inside_the_block_return_at_once_and_arrive_after_one_wait(queue) -> None:
-    with kombu_kafka.unflushed_publishes() as producers:
+    with kombu_kafka.unflushed_publishes() as publishes:
         for n in range(3):
             queue.put({"n": n})
-    [producer] = producers
+    [producer] = publishes.producers
     assert len(producer) == 3  # handed to the producer, none acknowledged yet
-    Publication("test", producers).wait()
+    Publication("test", publishes).wait()
     assert len(producer) == 0
     assert [queue.get(timeout=20).payload["n"] for _ in range(3)] == [0, 1, 2]
     queue.put({"n": 3})  # outside the block: flushed again, as kombu does
     assert len(producer) == 0
 
 
-def test_wait_raises_when_the_broker_does_not_acknowledge_and_reports_it_once() -> None:
-    producer = Producer({"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 300,
-                         "on_delivery": kafka.celery_delivery_report, "log_level": 0})
-    producer.produce("test-nowhere", b"x")
+def test_wait_raises_when_the_broker_does_not_acknowledge_and_only_for_its_own_publication() -> None:
+    failing, other = kombu_kafka.UnflushedPublishes(), kombu_kafka.UnflushedPublishes()
+    producer = Producer({"bootstrap.servers": "127.0.0.1:1", "message.timeout.ms": 300, "log_level": 0})
+    producer.produce("test-nowhere", b"x", on_delivery=failing.on_delivery)
+    failing.producers.append(producer)
     with pytest.raises(KafkaException, match="not acknowledged"):
-        Publication("messaging.persist_messages", [producer]).wait()
-    Publication("messaging.persist_messages", []).wait()  # the failure was raised once, not carried over
+        Publication("messaging.persist_messages", failing).wait()
+    Publication("messaging.persist_messages", other).wait()  # the failure is not another waiter's

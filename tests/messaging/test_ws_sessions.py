@@ -1,4 +1,4 @@
-"""Sessions on open sockets (PROTOCOL.md v1.1, docs/protocol.md): a socket is authorised
+"""Sessions on open sockets (docs/protocol.md): a socket is authorised
 until the `exp` of its access token, an `auth` frame with a fresh token of the same user
 moves that, and at expiry the gateway closes with 4401. Live stack; the tokens are
 minted here with lifetimes of seconds."""

@@ -51,6 +51,8 @@ def test_a_killed_process_is_restarted_and_nothing_acked_is_lost(
     up = subprocess.run([sys.executable, "manage.py", "services", "up"], cwd=ROOT, env=env, capture_output=True,
                         text=True, timeout=300)
     assert up.returncode == 0, up.stdout + up.stderr  # the topics of this prefix
+    # RUNNING means up for startsecs (5 s), not listening: a gateway starting beside the three
+    # other processes on a busy 2-core machine took 6.3 s to listen. Wait for its /healthz too.
     supervisor = Process("supervisord", [str(VENV_BIN / "supervisord"), "-c", "scripts/supervisord.conf"],
                          env=env, ready=lambda _: all(_running_pid(env, n) for n in ("gateway", "logic", "persist",
                                                                                         "fanout"))

@@ -387,7 +387,7 @@ WS_MATRIX = [
 
 def test_every_client_frame_type_is_in_the_matrix() -> None:
     """A new frame type (a new `on_<type>` handler in the gateway) must get a row."""
-    from messaging.gateway import ChatConsumer
+    from messaging.gateway.consumer import ChatConsumer
 
     handled = {name.removeprefix("on_") for name in dir(ChatConsumer) if name.startswith("on_")}
     covered = {row.name.split("-")[0] for row in WS_MATRIX}

@@ -1,4 +1,4 @@
-"""The gateway's session expiry and token buckets (messaging/gateway.py) at the one place
+"""The gateway's session expiry and token buckets (messaging/gateway/) at the one place
 the live tests cannot reach on purpose: a frame that arrives after the socket's expiry but
 before its timer has run. The socket under test records what it would write; the live
 stack proves the rest (tests/messaging/test_ws_sessions.py, test_ws_frame_rate.py)."""
@@ -7,8 +7,10 @@ import asyncio
 import time
 from typing import Any
 
-from messaging import gateway
-from messaging.gateway import ChatConsumer, TokenBucket
+from messaging.gateway import runtime as gateway_runtime
+from messaging.gateway.consumer import ChatConsumer
+from messaging.gateway.runtime import TokenBucket
+from messaging.protocol import CLOSE_BAD_TOKEN
 
 
 class RecordingConsumer(ChatConsumer):
@@ -56,7 +58,7 @@ def test_a_frame_after_the_expiry_is_not_served_though_the_timer_has_not_run() -
 
     consumer = asyncio.run(scenario())
     assert consumer.sent == []
-    assert consumer.closed == [gateway.CLOSE_BAD_TOKEN]
+    assert consumer.closed == [CLOSE_BAD_TOKEN]
 
 
 def test_the_timer_closes_once_at_the_expiry() -> None:
@@ -71,7 +73,7 @@ def test_the_timer_closes_once_at_the_expiry() -> None:
 
     consumer, before = asyncio.run(scenario())
     assert before == []
-    assert consumer.closed == [gateway.CLOSE_BAD_TOKEN]
+    assert consumer.closed == [CLOSE_BAD_TOKEN]
     assert consumer.sent == []
 
 
@@ -85,7 +87,7 @@ def test_a_timer_that_runs_early_is_armed_again() -> None:
         await settle()
         return consumer
 
-    assert asyncio.run(scenario()).closed == [gateway.CLOSE_BAD_TOKEN]
+    assert asyncio.run(scenario()).closed == [CLOSE_BAD_TOKEN]
 
 
 def test_disconnect_cancels_the_timer() -> None:
@@ -101,14 +103,14 @@ def test_disconnect_cancels_the_timer() -> None:
 
 
 def test_send_buckets_that_refilled_are_pruned_and_the_others_kept(monkeypatch: Any) -> None:
-    runtime = gateway.GatewayRuntime()
+    runtime = gateway_runtime.GatewayRuntime()
     for user_id in (1, 2):
         assert runtime.take_send_token(user_id)
     runtime.send_buckets[2].tokens = 0  # user 2 is still paying off a burst
     runtime.send_buckets[1].at -= 60  # user 1 went quiet a minute ago
 
     async def one_round() -> None:
-        monkeypatch.setattr(gateway, "BUCKET_PRUNE_S", 0.01)
+        monkeypatch.setattr(gateway_runtime, "BUCKET_PRUNE_S", 0.01)
         task = asyncio.ensure_future(runtime._prune_send_buckets())
         await asyncio.sleep(0.05)
         task.cancel()

@@ -184,9 +184,9 @@ def conversation_item(page: Page, cid: str) -> Locator:
 
 def recall_as_moderator(message_id: int, cid: str, seq: int) -> None:
     """What moderation does, in its own process (so its Kafka producer ends with it)."""
-    code = ("from messaging import services, upstream; "
+    code = ("from messaging import services; from messaging.gateway import upstream; "
             f"services.message_recall(message_id={message_id}, conversation_id={cid!r}, seq={seq}); "
-            "upstream._producer().flush(10)")
+            "upstream._producer().client.flush(10)")
     subprocess.run([sys.executable, "manage.py", "shell", "-c", code], cwd=ROOT, check=True, timeout=60)
 
 

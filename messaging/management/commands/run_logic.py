@@ -3,7 +3,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from messaging.logic import Logic
+from messaging.logic.loop import Logic
 
 
 class Command(BaseCommand):

@@ -1,15 +1,13 @@
 """The WebSocket gateway (`/ws`): authenticates, validates frames and hands sends
 to upstream. It never routes messages itself: logic does, and this process's
-downstream listener pushes what logic sends back (fanout.gateway_listener).
+downstream listener pushes what logic sends back (messaging/gateway/listener.py).
 
 A socket is authorised until the `exp` of the access token that opened it, or of the
-last one an `auth` frame brought (PROTOCOL.md v1.1, sessions on open sockets): one
+last one an `auth` frame brought (docs/protocol.md, sessions on open sockets): one
 timer per socket closes it with 4401 then."""
 
 import asyncio
 import logging
-import signal
-import sys
 import time
 from typing import Any
 from urllib.parse import parse_qs
@@ -25,179 +23,23 @@ from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
 from accounts.models import User
-from accounts.services import CLOSE_BANNED
 from fanout import presence
 from fanout.downstream import Deliveries, control_produce
-from fanout.gateway_listener import DownstreamListener, LocalConnections
-from messaging import frames, metrics, selectors, services, upstream
-from messaging.frames import FrameError
+from messaging import metrics, protocol, rules, selectors, services
+from messaging.gateway import upstream
+from messaging.gateway.runtime import RUNTIME, frame_bucket
+from messaging.protocol import AppError
 
 log = logging.getLogger(__name__)
 access = logging.getLogger("gochat.access")  # one line per socket opened, refused and closed
 
-CLOSE_BAD_TOKEN = 4401
-CLOSE_PROTOCOL_ABUSE = 4400
-CLOSE_RATE_ABUSE = 4429
-CLOSE_TOO_MANY_CONNECTIONS = 4409
-CLOSE_SERVICE_RESTART = 1012
-CLOSE_TRY_AGAIN_LATER = 1013
 # What a short outage of Redis or MySQL raises: answered without killing the socket.
 BACKING_STORE_ERRORS = (RedisError, DatabaseError)
 
 BAD_FRAMES_BEFORE_CLOSE = 20  # within BAD_FRAME_WINDOW_S
 BAD_FRAME_WINDOW_S = 10.0
 RATE_LIMITED_BEFORE_CLOSE = 200  # rate-limited frames in a row, counted per bucket
-PRESENCE_CHECK_S = 1.0  # how soon presence is written again after Redis lost it
-BUCKET_PRUNE_S = 60.0  # how often the send buckets of users gone quiet are dropped
 
-
-class TokenBucket:
-    """`rate` tokens a second, holding at most `burst`; starts full."""
-
-    __slots__ = ("at", "burst", "rate", "tokens")
-
-    def __init__(self, rate: float, burst: float) -> None:
-        self.rate, self.burst = rate, burst
-        self.tokens, self.at = float(burst), time.monotonic()
-
-    def _refill(self, now: float) -> None:
-        self.tokens = min(self.burst, self.tokens + (now - self.at) * self.rate)
-        self.at = now
-
-    def take(self) -> bool:
-        self._refill(time.monotonic())
-        if self.tokens < 1:
-            return False
-        self.tokens -= 1
-        return True
-
-    def full(self, now: float) -> bool:
-        """A full bucket is the same as none: it may be dropped without changing any answer."""
-        self._refill(now)
-        return self.tokens >= self.burst
-
-
-class GatewayRuntime:
-    """Per-process state: local sockets, the downstream listener, the heartbeat."""
-
-    def __init__(self) -> None:
-        self.gateway_id = settings.GOCHAT_GATEWAY_ID
-        self.connections = LocalConnections()
-        self.send_buckets: dict[int, TokenBucket] = {}  # user id -> its sends on this gateway
-        self.listener: DownstreamListener | None = None
-        self.typing_at: dict[tuple[int, str], float] = {}
-        self._background: set[asyncio.Future[Any]] = set()
-
-    async def ensure_started(self) -> None:
-        """Start the downstream listener on the first connection, and hold every
-        connection until it is positioned, so no socket misses a push meant for it."""
-        if self.listener is None:
-            loop = asyncio.get_running_loop()
-            self.listener = DownstreamListener(self.gateway_id, self.connections, loop)
-            self.listener.start()
-            self._keep(loop.create_task(self._heartbeat()))
-            self._keep(loop.create_task(self._prune_send_buckets()))
-            self._install_drain()
-        if not self.listener.ready.is_set():
-            await asyncio.get_running_loop().run_in_executor(None, self.listener.ready.wait, 30)
-
-    def _keep(self, future: "asyncio.Future[Any]") -> None:
-        self._background.add(future)
-        future.add_done_callback(self._background.discard)
-
-    def close_soon(self, socket: "ChatConsumer", code: int) -> None:
-        """Close a socket from a plain callback (a timer), keeping the task referenced."""
-        self._keep(asyncio.ensure_future(socket.close(code=code)))
-
-    async def _heartbeat(self) -> None:
-        """Refresh presence every GOCHAT_HEARTBEAT_S, and as soon as Redis answers without
-        it (restarted empty, or back from an outage): each PRESENCE_CHECK_S this gateway
-        checks for its stats entry, which every refresh writes. Until presence is back,
-        logic finds no gateway for these users and skips their pushes."""
-        refreshed = time.monotonic()
-        failing = False
-        while True:
-            await asyncio.sleep(PRESENCE_CHECK_S)
-            try:
-                due = time.monotonic() - refreshed >= settings.GOCHAT_HEARTBEAT_S
-                if not due and await presence.gateway_stats_present(self.gateway_id):
-                    continue
-                await presence.presence_refresh(self.connections.pairs(), self.gateway_id)
-                await presence.gateway_stats_write(self.gateway_id, self.connections.count(),
-                                                   len(self.connections.by_user))
-                refreshed = time.monotonic()
-                if failing or not due:
-                    log.info("presence of %d connections written again", self.connections.count())
-                failing = False
-            except Exception:
-                if not failing:  # once per outage, not once a second
-                    log.exception("presence heartbeat failed; retrying every %.0f s", PRESENCE_CHECK_S)
-                failing = True
-
-    def _install_drain(self) -> None:
-        """On SIGTERM/SIGINT close every socket with 1012 so clients reconnect elsewhere and sync."""
-        if "daphne.server" not in sys.modules:
-            return  # uvicorn closes sockets with 1012 on shutdown by itself
-        from daphne.ws_protocol import WebSocketProtocol
-        from twisted.internet import reactor
-
-        _allow_service_restart_close(WebSocketProtocol)
-        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
-
-        def drain(signum: int, frame: Any) -> None:
-            for socket in list(self.connections.by_conn.values()):
-                self._keep(asyncio.ensure_future(socket.close(code=CLOSE_SERVICE_RESTART)))
-            handler = previous.get(signum)
-            reactor.callLater(0.3, lambda: handler(signum, frame) if callable(handler) else reactor.stop())
-
-        for s in previous:
-            signal.signal(s, drain)
-
-    def take_send_token(self, user_id: int) -> bool:
-        """Token bucket per user on this gateway: GOCHAT_WS_SEND_RATE/s, bursts of GOCHAT_WS_SEND_BURST.
-        Per user, not per socket, so that reconnecting or opening more sockets buys no sends."""
-        bucket = self.send_buckets.get(user_id)
-        if bucket is None:
-            bucket = self.send_buckets[user_id] = TokenBucket(settings.GOCHAT_WS_SEND_RATE,
-                                                              settings.GOCHAT_WS_SEND_BURST)
-        return bucket.take()
-
-    async def _prune_send_buckets(self) -> None:
-        """Keep memory to the users who sent lately: a bucket that has refilled is dropped."""
-        while True:
-            await asyncio.sleep(BUCKET_PRUNE_S)
-            now = time.monotonic()
-            self.send_buckets = {uid: b for uid, b in self.send_buckets.items() if not b.full(now)}
-
-
-RUNTIME = GatewayRuntime()
-
-
-def _allow_service_restart_close(protocol_class: Any) -> None:
-    """Let Daphne send close code 1012 (Service Restart, RFC 6455's registry), which
-    PROTOCOL.md promises on shutdown: autobahn's sendClose admits only 1000 and
-    3000-4999 from applications, so send that one frame with its lower-level call."""
-    original = protocol_class.serverClose
-    if getattr(original, "gochat_patched", False):
-        return
-
-    def server_close(self: Any, code: int | None = None) -> None:
-        if code == CLOSE_SERVICE_RESTART:
-            self.sendCloseFrame(code=code)
-        else:
-            original(self, code)
-
-    server_close.gochat_patched = True  # type: ignore[attr-defined]
-    protocol_class.serverClose = server_close
-
-
-def _frame_bucket() -> TokenBucket:
-    """The bucket every frame but `send` draws from: GOCHAT_WS_FRAME_RATE/s, bursts of GOCHAT_WS_FRAME_BURST.
-    Per connection, unlike sends: these frames are answered on the socket that sent them,
-    so one runaway tab must not starve the user's other devices; the bucket lives and dies
-    with its socket (nothing to prune); and a user's sockets are capped at
-    GOCHAT_WS_MAX_CONNECTIONS, which bounds what one account gets per gateway."""
-    return TokenBucket(settings.GOCHAT_WS_FRAME_RATE, settings.GOCHAT_WS_FRAME_BURST)
 
 
 def _token_claims(token: str | None) -> tuple[int, int] | None:
@@ -234,8 +76,8 @@ async def _refusal(user_id: int) -> int | None:
     """The close code for a user who may not hold a socket (unknown, banned); None if they may."""
     active = await _active_user(user_id)
     if active is None:
-        return CLOSE_BAD_TOKEN
-    return None if active else CLOSE_BANNED
+        return protocol.CLOSE_BAD_TOKEN
+    return None if active else protocol.CLOSE_BANNED
 
 
 class ChatConsumer(AsyncWebsocketConsumer):
@@ -253,16 +95,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.opened_at = time.monotonic()
         claims = _token_claims(_token_from_scope(self.scope))
         if claims is None:
-            self._log_access("refused", CLOSE_BAD_TOKEN)
-            await self.close(code=CLOSE_BAD_TOKEN)
+            self._log_access("refused", protocol.CLOSE_BAD_TOKEN)
+            await self.close(code=protocol.CLOSE_BAD_TOKEN)
             return
         user_id, exp = claims
         try:
             refusal = await _refusal(user_id)
         except BACKING_STORE_ERRORS as exc:  # MySQL is away for a moment: ask the client to come back
             log.warning("connect refused for now, the account cannot be checked: %s", exc)
-            self._log_access("refused", CLOSE_TRY_AGAIN_LATER, user_id)
-            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            self._log_access("refused", protocol.CLOSE_TRY_AGAIN_LATER, user_id)
+            await self.close(code=protocol.CLOSE_TRY_AGAIN_LATER)
             return
         if refusal is not None:
             self._log_access("refused", refusal, user_id)
@@ -271,7 +113,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         self.user_id = user_id
         self.bad_frames: list[float] = []
         self.rate_limited = {"send": 0, "frame": 0}  # rate-limited frames in a row, per bucket
-        self.frame_bucket = _frame_bucket()
+        self.frame_bucket = frame_bucket()
         self._authorise_until(exp)
         await RUNTIME.ensure_started()
         RUNTIME.connections.add(user_id, self)
@@ -283,7 +125,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         except BACKING_STORE_ERRORS as exc:
             # Without presence nothing would be pushed here: ask the client to come back.
             log.warning("connect refused for now, presence unavailable: %s", exc)
-            await self.close(code=CLOSE_TRY_AGAIN_LATER)
+            await self.close(code=protocol.CLOSE_TRY_AGAIN_LATER)
 
     async def _enforce_connection_limit(self) -> None:
         """Over GOCHAT_WS_MAX_CONNECTIONS, the user's oldest sockets (on any gateway) close with 4409."""
@@ -292,7 +134,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         if excess:
             kicks = Deliveries()
             for gateway_id in {conns[c] for c in excess}:
-                kicks.kick_connections(gateway_id, CLOSE_TOO_MANY_CONNECTIONS, [c for c in excess
+                kicks.kick_connections(gateway_id, protocol.CLOSE_TOO_MANY_CONNECTIONS, [c for c in excess
                                                                                  if conns[c] == gateway_id])
             await asyncio.to_thread(control_produce, kicks)
 
@@ -328,7 +170,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
             return
         self._expiry.cancel()
         self._expiry = None
-        RUNTIME.close_soon(self, CLOSE_BAD_TOKEN)
+        RUNTIME.close_soon(self, protocol.CLOSE_BAD_TOKEN)
 
     def _expired(self) -> bool:
         """Also true between the expiry and a timer that runs late: nothing is served then."""
@@ -370,20 +212,21 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self._expire()
             return
         try:
-            frame = frames.parse_frame(text_data if text_data is not None else bytes_data)
+            frame = protocol.parse_frame(text_data if text_data is not None else bytes_data)
             self._take_token(frame)
             await getattr(self, f"on_{frame['type']}")(frame)
-        except FrameError as exc:
+        except AppError as exc:
             metrics.FRAME_ERRORS.labels(exc.code).inc()
             await self.send_frame(exc.frame())
-            if exc.code == frames.RATE_LIMITED:
+            if exc.code == protocol.RATE_LIMITED:
                 if max(self.rate_limited.values()) > RATE_LIMITED_BEFORE_CLOSE:
-                    await self.close(code=CLOSE_RATE_ABUSE)
-            elif exc.code in (frames.INVALID, frames.TOO_LARGE, frames.UNKNOWN_TYPE):
+                    await self.close(code=protocol.CLOSE_RATE_ABUSE)
+            elif exc.code in (protocol.INVALID, protocol.TOO_LARGE, protocol.UNKNOWN_TYPE):
                 await self._count_bad_frame()
         except BACKING_STORE_ERRORS as exc:
             log.warning("%s frame not served, a backing store is unavailable: %s", frame["type"], exc)
-            error = FrameError(frames.UNAVAILABLE, "temporarily unavailable; retry shortly", frame.get("client_msg_id"))
+            error = AppError(protocol.UNAVAILABLE, "temporarily unavailable; retry shortly",
+                               frame.get("client_msg_id"))
             metrics.FRAME_ERRORS.labels(error.code).inc()
             await self.send_frame(error.frame())
 
@@ -391,7 +234,7 @@ class ChatConsumer(AsyncWebsocketConsumer):
         now = time.monotonic()
         self.bad_frames = [t for t in self.bad_frames if now - t < BAD_FRAME_WINDOW_S] + [now]
         if len(self.bad_frames) > BAD_FRAMES_BEFORE_CLOSE:
-            await self.close(code=CLOSE_PROTOCOL_ABUSE)
+            await self.close(code=protocol.CLOSE_PROTOCOL_ABUSE)
 
     def _take_token(self, frame: dict[str, Any]) -> None:
         """Sends draw from the user's send bucket, every other frame from this socket's frame
@@ -405,16 +248,16 @@ class ChatConsumer(AsyncWebsocketConsumer):
             self.rate_limited[bucket] = 0
             return
         self.rate_limited[bucket] += 1
-        raise FrameError(frames.RATE_LIMITED, f"too many {what}; slow down", frame.get("client_msg_id"))
+        raise AppError(protocol.RATE_LIMITED, f"too many {what}; slow down", frame.get("client_msg_id"))
 
     async def on_auth(self, frame: dict[str, Any]) -> None:
         """A fresh access token of this socket's user moves its expiry to the token's `exp`.
         Anything else is `invalid` and leaves the old expiry standing."""
         claims = _token_claims(frame["token"])
         if claims is None or claims[0] != self.user_id:
-            raise FrameError(frames.INVALID, "token is not a valid access token of this user")
+            raise AppError(protocol.INVALID, "token is not a valid access token of this user")
         if claims[1] < self.expires_at:
-            raise FrameError(frames.INVALID, "token expires before the one authorising this socket")
+            raise AppError(protocol.INVALID, "token expires before the one authorising this socket")
         refusal = await _refusal(self.user_id)
         if self._expired():  # the old token ran out while the account was looked up
             return
@@ -462,40 +305,23 @@ class ChatConsumer(AsyncWebsocketConsumer):
 
 @database_sync_to_async
 def _sync(user_id: int, conversation_id: str, after_seq: int, limit: int) -> tuple[list[dict[str, Any]], bool]:
-    try:
-        ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
-    except services.NotAllowed as exc:
-        raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
+    ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
     return selectors.conversation_messages(user_id=user_id, ref=ref, after_seq=after_seq, limit=limit)
 
 
 @database_sync_to_async
 def _read(user_id: int, conversation_id: str, seq: int) -> int:
-    try:
-        services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
-    except services.NotAllowed as exc:
-        raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
+    services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
     max_seq = selectors.conversation_max_seq(conversation_id=conversation_id)
     return services.conversation_read(user_id=user_id, conversation_id=conversation_id, seq=seq, max_seq=max_seq)
 
 
 @database_sync_to_async
 def _typing_allowed(user_id: int, conversation_id: str) -> bool:
-    from accounts.selectors import blocked_pairs
-
-    try:
-        ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
-    except services.NotAllowed as exc:
-        raise FrameError(frames.NOT_MEMBER, str(exc)) from exc
-    if ref.kind == "single":
-        peer = ref.peer_of(user_id)
-        return peer == user_id or not blocked_pairs(pairs={(peer, user_id)})
-    return True
+    ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
+    return rules.typing_allowed(user_id=user_id, ref=ref)
 
 
 @database_sync_to_async
 def _recall(user_id: int, message_id: int) -> None:
-    try:
-        services.message_recall_by_sender(user_id=user_id, message_id=message_id)
-    except services.RecallRefused as exc:
-        raise FrameError(frames.NOT_FOUND if exc.status == 404 else frames.FORBIDDEN, exc.detail) from exc
+    services.message_recall_by_sender(user_id=user_id, message_id=message_id)

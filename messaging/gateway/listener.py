@@ -8,93 +8,28 @@ import asyncio
 import logging
 import threading
 import uuid
-from collections import defaultdict
-from typing import Any, Protocol
+from typing import TYPE_CHECKING
 
-import orjson
 from confluent_kafka import OFFSET_END, Consumer, KafkaError, TopicPartition
 
 from gochat_project.infra import kafka
+from messaging.protocol import decode_deliveries
+
+if TYPE_CHECKING:
+    from messaging.gateway.runtime import LocalConnections, Socket
 
 log = logging.getLogger(__name__)
 
 
-class Socket(Protocol):
-    conn_id: str
-
-    async def push(self, text: str) -> None: ...
-
-    async def close(self, code: int | None = None, reason: str | None = None) -> None: ...
-
-
-class LocalConnections:
-    """The sockets of this gateway process, by user id and by connection id."""
-
-    def __init__(self) -> None:
-        self.by_user: dict[int, dict[str, Socket]] = defaultdict(dict)
-        self.by_conn: dict[str, Socket] = {}
-        self._pushing: set[asyncio.Task[None]] = set()
-
-    def add(self, user_id: int, socket: Socket) -> None:
-        self.by_user[user_id][socket.conn_id] = socket
-        self.by_conn[socket.conn_id] = socket
-
-    def remove(self, user_id: int, socket: Socket) -> None:
-        self.by_conn.pop(socket.conn_id, None)
-        conns = self.by_user.get(user_id)
-        if conns is not None:
-            conns.pop(socket.conn_id, None)
-            if not conns:
-                del self.by_user[user_id]
-
-    def pairs(self) -> list[tuple[int, str]]:
-        return [(uid, cid) for uid, conns in self.by_user.items() for cid in conns]
-
-    def count(self) -> int:
-        return len(self.by_conn)
-
-    def dispatch(self, records: list[bytes]) -> None:
-        """Runs on the event loop: push each delivery to its target sockets, in order."""
-        task = asyncio.get_running_loop().create_task(self._push_all(records))
-        self._pushing.add(task)
-        task.add_done_callback(self._pushing.discard)
-
-    async def _push_all(self, records: list[bytes]) -> None:
-        for value in records:
-            try:
-                items = orjson.loads(value)
-            except orjson.JSONDecodeError:
-                log.error("undecodable downstream record dropped")
-                continue
-            for item in items:
-                targets = self._targets(item)
-                if "k" in item:  # control: close the sockets (fanout.downstream)
-                    for socket in targets:
-                        await socket.close(code=int(item["k"]))
-                    continue
-                frame = item["f"]
-                for socket in targets:
-                    await socket.push(frame)
-
-    def _targets(self, item: dict[str, Any]) -> list[Socket]:
-        skip = item.get("x")
-        targets: list[Socket] = []
-        for user_id in item.get("u", ()):
-            targets.extend(s for cid, s in self.by_user.get(user_id, {}).items() if cid != skip)
-        for conn_id in item.get("c", ()):
-            if (s := self.by_conn.get(conn_id)) is not None:
-                targets.append(s)
-        return targets
-
-
 class DownstreamListener(threading.Thread):
-    def __init__(self, gateway_id: str, connections: LocalConnections, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, gateway_id: str, connections: "LocalConnections", loop: asyncio.AbstractEventLoop) -> None:
         super().__init__(name=f"downstream-{gateway_id}", daemon=True)
         self.gateway_id = gateway_id
         self.connections = connections
         self.loop = loop
         self.ready = threading.Event()
         self._stop = threading.Event()
+        self._pushing: set[asyncio.Task[None]] = set()
 
     def stop(self) -> None:
         self._stop.set()
@@ -120,9 +55,37 @@ class DownstreamListener(threading.Thread):
                         continue
                     records.append(m.value())
                 if records:
-                    self.loop.call_soon_threadsafe(self.connections.dispatch, records)
+                    self.loop.call_soon_threadsafe(self.dispatch, records)
         finally:
             consumer.close()
+
+    def dispatch(self, records: list[bytes]) -> None:
+        """Runs on the event loop: push each delivery to its target sockets, in order."""
+        task = asyncio.get_running_loop().create_task(self._push_all(records))
+        self._pushing.add(task)
+        task.add_done_callback(self._pushing.discard)
+
+    async def _push_all(self, records: list[bytes]) -> None:
+        for value in records:
+            try:
+                deliveries = decode_deliveries(value)
+            except (ValueError, KeyError, TypeError, AttributeError):
+                log.error("undecodable downstream record dropped")
+                continue
+            for frame, user_ids, conn_ids, skip, close_code in deliveries:
+                targets: list[Socket] = []
+                for user_id in user_ids:
+                    targets.extend(s for cid, s in self.connections.by_user.get(user_id, {}).items() if cid != skip)
+                for conn_id in conn_ids:
+                    if (s := self.connections.by_conn.get(conn_id)) is not None:
+                        targets.append(s)
+                if close_code is not None:  # control: close them (a ban, the connection cap)
+                    for socket in targets:
+                        await socket.close(code=close_code)
+                    continue
+                assert frame is not None
+                for socket in targets:
+                    await socket.push(frame)
 
     @staticmethod
     def _end_offset(consumer: Consumer, topic: str, partition: int) -> int:
