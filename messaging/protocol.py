@@ -15,6 +15,10 @@ from messaging.models import MessageKind
 
 MAX_FRAME_BYTES = 16 * 1024
 MAX_BODY_CHARS = 4000
+# orjson refuses to encode past 254 levels, and extra travels inside larger records:
+# a frame nested near that limit passed the size check and then failed in the upstream
+# encoder, closing the socket 1011. Clients put flat metadata here.
+MAX_EXTRA_DEPTH = 16
 MAX_EXTRA_BYTES = 4096
 MAX_SYNC_LIMIT = 200
 MAX_SEQ = 2**53  # what JavaScript clients can hold exactly
@@ -71,6 +75,23 @@ class AppError(Exception):
         return out
 
 
+def _nesting_over(value: object, limit: int) -> bool:
+    """True if value nests objects/arrays deeper than limit (iterative: no recursion to exhaust)."""
+    stack: list[tuple[object, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        if depth > limit:
+            return True
+        stack.extend((child, depth + 1) for child in children)
+    return False
+
+
 def _is_int(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
@@ -110,6 +131,8 @@ def validate_message_fields(data: dict[str, Any]) -> dict[str, Any]:
         extra = {}
     if not isinstance(extra, dict):
         raise AppError(INVALID, "extra must be a JSON object", cmid)
+    if _nesting_over(extra, MAX_EXTRA_DEPTH):
+        raise AppError(INVALID, f"extra is nested deeper than {MAX_EXTRA_DEPTH} levels", cmid)
     try:
         extra_size = len(orjson.dumps(extra))
     except (TypeError, orjson.JSONEncodeError) as exc:

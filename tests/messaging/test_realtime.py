@@ -180,6 +180,14 @@ def test_rest_send_for_bots_uses_the_same_pipeline(pair: tuple[User, User]) -> N
     assert a.post("/api/messages", {"conversation_id": cid, "client_msg_id": "big", "body": "x" * 4001}
                   ).status_code == 413
     assert a.post("/api/messages", [1]).status_code == 400
+    deep: dict = {}
+    for _ in range(20):
+        deep = {"a": deep}
+    r = a.post("/api/messages", {"conversation_id": cid, "client_msg_id": "deep", "body": "x", "extra": deep})
+    assert r.status_code == 400 and "nested" in r.json()["detail"], r.text
+    flat = {"a": {"b": [1, {"c": "ok"}]}}
+    assert a.post("/api/messages", {"conversation_id": cid, "client_msg_id": "flat", "body": "x", "extra": flat}
+                  ).status_code == 202
 
 
 def test_send_to_a_banned_peer_is_forbidden(pair: tuple[User, User], db_reader) -> None:
@@ -217,6 +225,11 @@ MALFORMED = [
     ('{"type": "read", "conversation_id": "g_x", "seq": 1}', "invalid"),
     ('{"type": "read", "conversation_id": "s_1_2", "seq": true}', "invalid"),
     ("{" * 5000 + "}" * 5000, "invalid"),
+    # extra nested near orjson's 254 levels passed validation, then broke the upstream encoder (1011).
+    ('{"type": "send", "client_msg_id": "ok", "conversation_id": "s_1_2", "body": "x", "extra": '
+     + '{"a":' * 250 + "1" + "}" * 250 + "}", "invalid"),
+    ('{"type": "send", "client_msg_id": "ok", "conversation_id": "s_1_2", "body": "x", "extra": '
+     + '{"a":[' * 9 + "1" + "]}" * 9 + "}", "invalid"),
     ("x" * (17 * 1024), "too_large"),
 ]
 
