@@ -28,7 +28,9 @@ class Message(models.Model):
         db_table = "messages"
         constraints = [
             models.UniqueConstraint(fields=["conversation_id", "seq"], name="messages_conv_seq_uniq"),
-            models.UniqueConstraint(fields=["sender", "client_msg_id"], name="messages_sender_cmid_uniq"),
+            # Idempotency: a resend repeats all three (the Redis record is per conversation too).
+            models.UniqueConstraint(fields=["sender", "conversation_id", "client_msg_id"],
+                                    name="messages_sender_conv_cmid_uniq"),
         ]
         indexes = [models.Index(fields=["ts"], name="messages_ts_idx")]
 

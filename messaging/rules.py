@@ -19,7 +19,8 @@ from messaging.conversations import ConversationRef, parse_conversation_id
 from messaging.protocol import AppError, SendEvent
 from uploads import selectors as upload_selectors
 
-StoredRows = dict[tuple[int, str], tuple[int, int, int, str]]  # (sender, client_msg_id) -> message id, seq, ts, cid
+# (sender, conversation_id, client_msg_id) -> message id, seq, ts, conversation id
+StoredRows = dict[tuple[int, str, str], tuple[int, int, int, str]]
 
 
 @dataclass(slots=True)
@@ -51,7 +52,7 @@ def sends_authorize(events: list[SendEvent]) -> tuple[list[Send], list[Refusal],
         user_ids={s.event.sender_id for s in sends} | {u for s in sends for u in s.ref.user_ids},
         pairs={(s.ref.peer_of(s.event.sender_id), s.event.sender_id) for s in sends
                if s.ref.kind == "single" and s.event.sender_id in s.ref.user_ids},
-        resends={(s.event.sender_id, s.event.client_msg_id) for s in sends})
+        resends={(s.event.sender_id, s.ref.conversation_id, s.event.client_msg_id) for s in sends})
     senders_by_group: dict[int, set[int]] = defaultdict(set)
     for s in sends:
         if s.ref.group_id is not None:

@@ -121,13 +121,14 @@ class SendChecks:
 
     active_user_ids: set[int]
     blocks: set[tuple[int, int]]  # (blocker, blocked)
-    stored: dict[tuple[int, str], tuple[int, int, int, str]]  # (sender, client_msg_id) -> (message_id, seq, ts, cid)
+    # (sender, conversation_id, client_msg_id) -> (message_id, seq, ts, conversation_id)
+    stored: dict[tuple[int, str, str], tuple[int, int, int, str]]
 
 
 def send_checks(*, user_ids: set[int], pairs: set[tuple[int, int]],
-                resends: set[tuple[int, str]]) -> SendChecks:
+                resends: set[tuple[int, str, str]]) -> SendChecks:
     """One round trip for logic's per-batch reads: which of user_ids are active, which
-    (blocker, blocked) of pairs are blocks, and which (sender, client_msg_id) of resends
+    (blocker, blocked) of pairs are blocks, and which (sender, conversation_id, client_msg_id) of resends
     are already stored.
 
     Logic runs this for every batch it consumes. As three ORM queries it cost 1.5-1.9 ms
@@ -149,10 +150,10 @@ def send_checks(*, user_ids: set[int], pairs: set[tuple[int, int]],
         parts.append(f"SELECT 'b', blocker_id, blocked_id, NULL, NULL, NULL, NULL FROM {Block._meta.db_table} "
                      f"WHERE blocker_id IN ({placeholders(blockers)}) AND blocked_id IN ({placeholders(blocked)})")
     if resends:
-        senders, cmids = {s for s, _ in resends}, {c for _, c in resends}
+        senders, cids, cmids = ({r[i] for r in resends} for i in range(3))
         parts.append(f"SELECT 'm', sender_id, client_msg_id, message_id, seq, ts, conversation_id "
                      f"FROM {Message._meta.db_table} WHERE sender_id IN ({placeholders(senders)}) "
-                     f"AND client_msg_id IN ({placeholders(cmids)})")
+                     f"AND conversation_id IN ({placeholders(cids)}) AND client_msg_id IN ({placeholders(cmids)})")
     checks = SendChecks(set(), set(), {})
     if not parts:
         return checks
@@ -164,6 +165,6 @@ def send_checks(*, user_ids: set[int], pairs: set[tuple[int, int]],
             checks.active_user_ids.add(int(a))
         elif kind == "b" and (int(a), int(b)) in pairs:
             checks.blocks.add((int(a), int(b)))
-        elif kind == "m" and (int(a), str(b)) in resends:
-            checks.stored[(int(a), str(b))] = (int(message_id), int(seq), int(ts), str(cid))
+        elif kind == "m" and (int(a), str(cid), str(b)) in resends:
+            checks.stored[(int(a), str(cid), str(b))] = (int(message_id), int(seq), int(ts), str(cid))
     return checks

@@ -105,8 +105,10 @@ def seq_epoch_key(bucket: int) -> str:
 
 
 def idem_key(sender_id: int, client_msg_id: str, conversation_id: str) -> str:
-    """In the conversation's bucket, so the assignment script touches one slot."""
-    return key(bucket_tag(bucket_of(conversation_id)), "idem", sender_id, client_msg_id)
+    """In the conversation's bucket, so the assignment script touches one slot. A send is
+    idempotent per (sender, conversation, client_msg_id), as MySQL's unique key is: the
+    same client_msg_id in another conversation is another message."""
+    return key(bucket_tag(bucket_of(conversation_id)), "idem", conversation_id, sender_id, client_msg_id)
 
 
 def seq_pattern() -> str:

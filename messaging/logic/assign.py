@@ -18,11 +18,16 @@ from messaging.snowflake import Snowflake
 
 log = logging.getLogger(__name__)
 
-Stored = dict[tuple[int, str], sequences.Assigned]
+Stored = dict[tuple[int, str, str], sequences.Assigned]  # by (sender, conversation, client_msg_id)
 
 
 def assigned_from_rows(stored: StoredRows) -> Stored:
     return {key: sequences.Assigned(mid, seq, ts, cid, False) for key, (mid, seq, ts, cid) in stored.items()}
+
+
+def _key(send: Send) -> tuple[int, str, str]:
+    """A send's idempotency key: a resend repeats all three."""
+    return send.event.sender_id, send.ref.conversation_id, send.event.client_msg_id
 
 
 class SeqAssigner:
@@ -33,7 +38,7 @@ class SeqAssigner:
     def assign(self, sends: list[Send], stored: Stored) -> list[sequences.Assigned]:
         """stored: the sends already in MySQL, as the send rules found them."""
         while True:
-            todo = [s for s in sends if (s.event.sender_id, s.event.client_msg_id) not in stored]
+            todo = [s for s in sends if _key(s) not in stored]
             args = []
             for s in todo:
                 message_id, ts = self.snowflake.next_id()
@@ -48,7 +53,7 @@ class SeqAssigner:
         fresh = iter(assigned)
         out = []
         for s in sends:
-            key = (s.event.sender_id, s.event.client_msg_id)
+            key = _key(s)
             out.append(stored[key] if key in stored else next(fresh))
         return out
 
@@ -92,5 +97,5 @@ class SeqAssigner:
     def _stored_duplicates(sends: list[Send]) -> Stored:
         """Sends already stored in MySQL (idempotency that survives Redis)."""
         checks = message_selectors.send_checks(user_ids=set(), pairs=set(),
-                                               resends={(s.event.sender_id, s.event.client_msg_id) for s in sends})
+                                               resends={_key(s) for s in sends})
         return assigned_from_rows(checks.stored)

@@ -66,6 +66,25 @@ def test_resend_with_same_client_msg_id_returns_first_ack(pair: tuple[User, User
     assert [(seq, cmid) for seq, _, cmid in rows] == [(1, "same-id"), (2, rows[1][2])]
 
 
+def test_a_client_msg_id_reused_in_another_conversation_is_another_message(pair: tuple[User, User],
+                                                                           db_reader) -> None:
+    """Idempotency is per (sender, conversation, client_msg_id): on a Redis Cluster the
+    record lives in the conversation's slot group, and MySQL's unique key says the same,
+    so the second send is stored too (it used to be acked, then dropped by persistence)."""
+    a, b = pair
+    c = register("reuse")
+    sa = a.ws()
+    first, second = single_cid(a, b), single_cid(a, c)
+    ack1 = sa.ack_for(sa.send_message(first, "to b", client_msg_id="reused-id"))
+    ack2 = sa.ack_for(sa.send_message(second, "to c", client_msg_id="reused-id"))
+    assert (ack1["type"], ack1["conversation_id"], ack1["seq"]) == ("ack", first, 1)
+    assert (ack2["type"], ack2["conversation_id"], ack2["seq"]) == ("ack", second, 1)
+    assert ack1["message_id"] != ack2["message_id"]
+    assert sa.ack_for(sa.send_message(second, "to c", client_msg_id="reused-id")) == ack2  # a resend still is one
+    assert [(seq, mid) for seq, mid, _ in db_reader.wait_stored(first, 1)] == [(1, ack1["message_id"])]
+    assert [(seq, mid) for seq, mid, _ in db_reader.wait_stored(second, 1)] == [(1, ack2["message_id"])]
+
+
 def test_resend_after_persistence_still_returns_first_ack(pair: tuple[User, User], db_reader) -> None:
     a, b = pair
     sa = a.ws()
