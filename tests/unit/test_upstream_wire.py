@@ -14,6 +14,7 @@ from messaging.protocol import (
     TypingEvent,
     decode_deliveries,
     decode_upstream,
+    encode_close,
     encode_delivery,
     encode_upstream,
 )
@@ -61,9 +62,19 @@ DOWNSTREAM = (b'[{"f":"{\\"type\\":\\"ack\\"}","c":["c-9"]},'
 
 
 def test_downstream_records_of_the_previous_release_decode_and_encode_the_same() -> None:
-    assert decode_deliveries(DOWNSTREAM) == [('{"type":"ack"}', (), ["c-9"], None),
-                                             ('{"type":"message"}', [3, 17], (), "c-9"),
-                                             ('{"type":"typing"}', [17], (), None)]
+    assert decode_deliveries(DOWNSTREAM) == [('{"type":"ack"}', (), ["c-9"], None, None),
+                                             ('{"type":"message"}', [3, 17], (), "c-9", None),
+                                             ('{"type":"typing"}', [17], (), None, None)]
     assert orjson.dumps([encode_delivery('{"type":"ack"}', conn_ids=["c-9"]),
                          encode_delivery('{"type":"message"}', user_ids=[3, 17], skip_conn="c-9"),
                          encode_delivery('{"type":"typing"}', user_ids=[17])]) == DOWNSTREAM
+
+
+# Control items (a ban's 4403 on every gateway, the connection cap's 4409), as the
+# Redis-Cluster release writes them instead of channel-layer messages.
+CONTROL = b'[{"k":4403,"u":[3]},{"k":4409,"c":["c-1","c-2"]}]'
+
+
+def test_control_items_decode_as_closes_and_encode_the_same() -> None:
+    assert decode_deliveries(CONTROL) == [(None, [3], (), None, 4403), (None, (), ["c-1", "c-2"], None, 4409)]
+    assert orjson.dumps([encode_close(4403, user_ids=[3]), encode_close(4409, conn_ids=["c-1", "c-2"])]) == CONTROL
