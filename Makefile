@@ -3,7 +3,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
 
-.PHONY: venv test-deps venv-s3 run test lint lint-js constraints services clean bench chaos scale-out status
+.PHONY: venv test-deps venv-s3 run test lint lint-js typecheck constraints services clean bench chaos scale-out status
 
 venv: $(VENV)/.installed
 
@@ -60,8 +60,12 @@ node_modules/.installed: package.json package-lock.json
 lint-js: node_modules/.installed
 	node_modules/.bin/eslint .
 
+# mypy with django-stubs ([tool.mypy] in pyproject.toml); strict on the process packages.
+typecheck: test-deps
+	$(PY) -m mypy
+
 # tests/conftest.py brings up the services (manage.py services up's code) on the test's ports.
-test: test-deps lint lint-js
+test: test-deps lint lint-js typecheck
 	$(PY) -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -94,7 +94,7 @@ def online_filter(user_ids: list[int]) -> list[int]:
     """The subset of user_ids that is online, with one ZMSCORE."""
     if not user_ids:
         return []
-    scores = redis_client.client().zmscore(redis_client.online_key(), user_ids)
+    scores = redis_client.client().zmscore(redis_client.online_key(), user_ids)  # type: ignore[arg-type]  # redis-py's stub says list[str]; any encodable member works
     now = time.time()
     return [uid for uid, score in zip(user_ids, scores, strict=True) if score is not None and score > now]
 
@@ -117,7 +117,7 @@ def gateway_stats() -> dict[str, dict[str, float]]:
     import orjson
 
     raw = redis_client.client().hgetall(redis_client.key("gwstats"))
-    return {k.decode(): orjson.loads(v) for k, v in raw.items()}
+    return {redis_client.text(k): orjson.loads(v) for k, v in raw.items()}
 
 
 def online_count() -> int:
@@ -142,7 +142,7 @@ async def connection_gateways(user_id: int) -> dict[str, str]:
     now = time.time()
     live = {}
     for k, v in entries.items():
-        gateway_id, _, expires_at = v.decode().partition("|")
+        gateway_id, _, expires_at = redis_client.text(v).partition("|")
         if float(expires_at or 0) > now:
-            live[k.decode()] = gateway_id
+            live[redis_client.text(k)] = gateway_id
     return live

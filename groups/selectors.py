@@ -4,6 +4,7 @@ MySQL on a miss and dropped by every membership change (groups.services)."""
 from dataclasses import dataclass
 
 from django.conf import settings
+from redis.typing import EncodableT, FieldT
 
 from gochat_project.infra import redis_client
 from groups.models import Group, GroupMember
@@ -54,7 +55,7 @@ def _cache_fill(group_id: int) -> int | None:
     pipe.delete(members_key)
     rows = GroupMember.objects.filter(group_id=group_id).values_list("user_id", "role", "muted")
     count = 0
-    chunk: dict[str, str] = {}
+    chunk: dict[FieldT, EncodableT] = {}  # hset's Mapping is invariant in its key type
     for user_id, role, muted in rows.iterator(chunk_size=5000):
         chunk[str(user_id)] = _encode(role, muted)
         count += 1
@@ -90,7 +91,7 @@ def groups_for_routing(*, senders: dict[int, set[int]]) -> dict[int, RoutingGrou
         if count is not None and count >= 0:
             sizes[gid] = count
     pipe = r.pipeline(transaction=False)
-    order = []
+    order: list[tuple[int, list[int] | None]] = []
     for gid, count in sizes.items():
         key = redis_client.group_members_key(gid)
         if count > settings.GOCHAT_LARGE_GROUP_THRESHOLD:
@@ -101,11 +102,11 @@ def groups_for_routing(*, senders: dict[int, set[int]]) -> dict[int, RoutingGrou
             pipe.hgetall(key)
             order.append((gid, None))
     out: dict[int, RoutingGroup] = {}
-    for (gid, asked), result in zip(order, pipe.execute(), strict=True):
-        if asked is None:
+    for (gid, senders_asked), result in zip(order, pipe.execute(), strict=True):
+        if senders_asked is None:
             members = {int(k): _decode(v) for k, v in result.items()}
         else:
-            members = {u: _decode(v) for u, v in zip(asked, result, strict=True) if v is not None}
+            members = {u: _decode(v) for u, v in zip(senders_asked, result, strict=True) if v is not None}
         out[gid] = RoutingGroup(gid, sizes[gid], members)
     return out
 

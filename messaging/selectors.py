@@ -23,7 +23,7 @@ def message_to_dict(m: Message) -> dict[str, Any]:
 
 def history_floor(*, user_id: int, ref: ConversationRef) -> int:
     """A group member's history starts after the seq at which they joined."""
-    if ref.kind != "group":
+    if ref.kind != "group" or ref.group_id is None:  # a group ref always has its id
         return 0
     joined = GroupMember.objects.filter(group_id=ref.group_id, user_id=user_id).values_list("joined_seq", flat=True)
     return joined.first() or 0

@@ -20,6 +20,7 @@ cluster, keep assigning.
 
 from collections import defaultdict
 from dataclasses import dataclass
+from typing import cast
 
 import orjson
 from django.conf import settings
@@ -207,15 +208,15 @@ def recent_add(messages_json: dict[str, list[tuple[int, bytes]]],
 
 
 def recent_after(conversation_id: str, after_seq: int, limit: int) -> list[bytes]:
-    return redis_client.client().zrangebyscore(
-        redis_client.recent_key(conversation_id), f"({after_seq}", "+inf", start=0, num=limit)
+    return cast(list[bytes], redis_client.client().zrangebyscore(  # redis-py types replies for any decode_responses
+        redis_client.recent_key(conversation_id), f"({after_seq}", "+inf", start=0, num=limit))
 
 
 def recent_mark_recalled(conversation_id: str, seq: int, message_id: int) -> None:
     """Replace a cached message by its recalled form (kept at the same seq)."""
     r = redis_client.client()
     key = redis_client.recent_key(conversation_id)
-    for raw in r.zrangebyscore(key, seq, seq):
+    for raw in cast(list[bytes], r.zrangebyscore(key, seq, seq)):
         cached = orjson.loads(raw)
         if cached["message_id"] != str(message_id):
             continue
@@ -230,7 +231,7 @@ def message_locate(message_id: int) -> tuple[str, int, int] | None:
     """(conversation_id, seq, sender_id) of a message, from the Redis index or MySQL."""
     raw = redis_client.client().get(redis_client.key("msgidx", message_id))
     if raw is not None:
-        cid, seq, sender = raw.decode().split("|")
+        cid, seq, sender = redis_client.text(raw).split("|")
         return cid, int(seq), int(sender)
     row = Message.objects.filter(message_id=message_id).values_list("conversation_id", "seq", "sender_id").first()
     return (row[0], int(row[1]), int(row[2])) if row else None

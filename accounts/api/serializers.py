@@ -1,3 +1,5 @@
+from typing import Any
+
 from django.db import transaction
 from rest_framework import serializers
 from rest_framework_simplejwt.exceptions import AuthenticationFailed
@@ -56,7 +58,7 @@ class LoginSerializer(TokenObtainPairSerializer):
         self.fields["password"] = password_field(write_only=True)
 
     def validate(self, attrs: dict) -> dict:
-        data = super().validate(attrs)
+        data: dict[str, Any] = super().validate(attrs)  # simplejwt says dict[str, str]; "user" is a dict
         data["user"] = UserSerializer(self.user).data
         return data
 
@@ -73,7 +75,8 @@ class RefreshSerializer(TokenRefreshSerializer):
             # The user's row lock, as a password change takes it (accounts.services.
             # user_password_change): the rotation then cannot slip a new token past its
             # revocation. super() checks the blacklist again under the lock.
-            if not list(User.objects.select_for_update().filter(pk=user_id, is_active=True).values_list("pk")):
+            active = User.objects.select_for_update().filter(is_active=True)
+            if user_id is None or not list(active.filter(pk=user_id).values_list("pk")):
                 raise AuthenticationFailed("User is inactive or gone.", code="user_inactive")
             return super().validate(attrs)
 

@@ -14,6 +14,7 @@ from rest_framework_simplejwt.views import TokenObtainPairView, TokenRefreshView
 from accounts import selectors, services
 from accounts.api import serializers
 from accounts.models import User
+from gochat_project.api.caller import caller, caller_id
 from gochat_project.api.pagination import ResultsNextPagination
 
 
@@ -47,7 +48,7 @@ class RegisterView(APIView):
         return Response(serializers.UserSerializer(user).data, status=status.HTTP_201_CREATED)
 
 
-TOKENS = {"access": fields.CharField(), "refresh": fields.CharField()}
+TOKENS: dict[str, fields.Field] = {"access": fields.CharField(), "refresh": fields.CharField()}
 
 
 @extend_schema_view(post=extend_schema(responses=inline_serializer("Login", {
@@ -87,7 +88,7 @@ class MeView(APIView):
     def patch(self, request: Request) -> Response:
         data = serializers.ProfileUpdateSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user = services.user_profile_update(user=request.user, **data.validated_data)
+        user = services.user_profile_update(user=caller(request), **data.validated_data)
         return Response(serializers.UserSerializer(user).data)
 
 
@@ -101,7 +102,7 @@ class PasswordChangeView(APIView):
     def post(self, request: Request) -> Response:
         data = serializers.PasswordChangeSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        services.user_password_change(user=request.user, **data.validated_data)
+        services.user_password_change(user=caller(request), **data.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -125,20 +126,21 @@ class UserDetailView(APIView):
     @extend_schema(responses=serializers.UserDetailSerializer)
     def get(self, request: Request, user_id: int) -> Response:
         user = generics.get_object_or_404(User, pk=user_id)
-        user.online = selectors.user_is_online(user_id=user.pk)
-        return Response(serializers.UserDetailSerializer(user).data)
+        # UserDetailSerializer's shape; `online` lives in Redis, not on the model.
+        return Response({**serializers.UserSerializer(user).data,
+                         "online": selectors.user_is_online(user_id=user.pk)})
 
 
 class BlockView(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, user_id: int) -> Response:
         generics.get_object_or_404(User, pk=user_id)
-        services.user_block(blocker_id=request.user.pk, blocked_id=user_id)
+        services.user_block(blocker_id=caller_id(request), blocked_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, user_id: int) -> Response:
-        services.user_unblock(blocker_id=request.user.pk, blocked_id=user_id)
+        services.user_unblock(blocker_id=caller_id(request), blocked_id=user_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -149,6 +151,6 @@ class BlockedListView(generics.ListAPIView):
     def get_queryset(self) -> QuerySet[User]:
         from accounts.models import Block
 
-        ids = Block.objects.filter(blocker_id=self.request.user.pk).values("blocked_id")
+        ids = Block.objects.filter(blocker_id=caller_id(self.request)).values("blocked_id")
         return User.objects.filter(pk__in=ids)
 

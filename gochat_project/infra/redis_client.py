@@ -9,13 +9,14 @@ do not depend on the setting.
 """
 
 import zlib
+from collections.abc import Mapping
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
-from django.core.cache.backends.redis import RedisCache, RedisCacheClient
+from django.core.cache.backends.redis import RedisCache, RedisCacheClient, RedisSerializer
 from redis.asyncio.cluster import RedisCluster as AsyncRedisCluster
 from redis.cluster import RedisCluster
 
@@ -66,10 +67,18 @@ def mget(keys: list[str]) -> list[bytes | None]:
     """MGET of keys in any slots: a cluster splits it per slot (one round trip per node)."""
     if not keys:
         return []
+    # redis-py types replies as `bytes | str` for either decode_responses; ours never
+    # decode (client() leaves decode_responses False), so each value is bytes or None.
     c = client()
     if isinstance(c, RedisCluster):
-        return c.mget_nonatomic(keys)
-    return c.mget(keys)
+        return cast(list[bytes | None], c.mget_nonatomic(keys))
+    return cast(list[bytes | None], c.mget(keys))
+
+
+def text(value: bytes | str) -> str:
+    """A reply as str. redis-py types replies `bytes | str` (it depends on decode_responses);
+    ours are always bytes, since the clients above leave decode_responses False."""
+    return value if isinstance(value, str) else value.decode()
 
 
 def pipeline_eval(pipe: Any, script: str, keys: list[str], args: list[object]) -> None:
@@ -81,13 +90,15 @@ def pipeline_eval(pipe: Any, script: str, keys: list[str], args: list[object]) -
 # --- key formats ----------------------------------------------------------------------
 
 def key(*parts: object) -> str:
-    return settings.GOCHAT_REDIS_PREFIX + ":".join(str(p) for p in parts)
+    prefix: str = settings.GOCHAT_REDIS_PREFIX
+    return prefix + ":".join(str(p) for p in parts)
 
 
 def bucket_of(conversation_id: str) -> int:
     """The slot group of a conversation: its counter, its idempotency records and its
     bucket's epoch marker share one hash tag. crc32, not hash(): the same in every process."""
-    return zlib.crc32(conversation_id.encode()) % settings.GOCHAT_REDIS_SEQ_BUCKETS
+    buckets: int = settings.GOCHAT_REDIS_SEQ_BUCKETS
+    return zlib.crc32(conversation_id.encode()) % buckets
 
 
 def bucket_tag(bucket: int) -> str:
@@ -155,6 +166,8 @@ class _SharedClientCache(RedisCacheClient):
     """Django's RedisCacheClient builds a plain redis.Redis per server; this one hands
     out the shared client instead, so the cache follows GOCHAT_REDIS_CLUSTER."""
 
+    _serializer: RedisSerializer  # set by Django's __init__; django-stubs leave it out
+
     def get_client(self, key: Any = None, *, write: bool = False) -> Any:
         return client()
 
@@ -162,7 +175,7 @@ class _SharedClientCache(RedisCacheClient):
         values = mget(list(keys))
         return {k: self._serializer.loads(v) for k, v in zip(keys, values, strict=True) if v is not None}
 
-    def set_many(self, data: dict[Any, Any], timeout: Any) -> None:
+    def set_many(self, data: Mapping[Any, Any], timeout: Any) -> None:
         pipe = client().pipeline(transaction=False)  # MSET would span slots
         for k, v in data.items():
             pipe.set(k, self._serializer.dumps(v), ex=timeout)

@@ -26,5 +26,5 @@ def install() -> bool:
             original(self, code)
 
     server_close.gochat_patched = True  # type: ignore[attr-defined]
-    WebSocketProtocol.serverClose = server_close  # type: ignore[method-assign]
+    WebSocketProtocol.serverClose = server_close
     return True

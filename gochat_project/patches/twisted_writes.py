@@ -22,6 +22,7 @@ is asked for more data when the buffer drains, so its writes keep the buffered p
 """
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def install() -> bool:
     if not all(hasattr(tcp.Connection, name) for name in _STATE):
         log.warning("Twisted %s: unexpected connection internals, eager writes not installed", _version())
         return False
-    buffered_write = tcp.Connection.write
+    buffered_write: Callable[[Any, bytes], None] = tcp.Connection.write  # untyped in Twisted
     due: list[Any] = []  # connections with writes queued this turn, in order
 
     def flush() -> None:

@@ -6,6 +6,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gochat_project.api.caller import caller_id
 from gochat_project.api.fields import StrictBooleanField, StrictCharField, StrictIntegerField
 from gochat_project.api.pagination import ResultsNextPagination
 from gochat_project.api.schema import ERROR
@@ -60,7 +61,7 @@ def _conflict(exc: services.Conflict) -> Response:
 
 def _live_group_for_member(request: Request, group_id: int) -> Group:
     group = services.group_get_live(group_id=group_id)
-    if group_membership(group_id=group.pk, user_id=request.user.pk) is None and not request.user.is_staff:
+    if group_membership(group_id=group.pk, user_id=caller_id(request)) is None and not request.user.is_staff:
         raise PermissionDenied("You are not a member of this group.")
     return group
 
@@ -68,14 +69,14 @@ def _live_group_for_member(request: Request, group_id: int) -> Group:
 class GroupListCreateView(APIView):
     @extend_schema(responses=GroupSerializer(many=True))
     def get(self, request: Request) -> Response:
-        groups = Group.objects.filter(members__user_id=request.user.pk, dissolved=False).order_by("-id")[:1000]
+        groups = Group.objects.filter(members__user_id=caller_id(request), dissolved=False).order_by("-id")[:1000]
         return Response(GroupSerializer(groups, many=True).data)
 
     @extend_schema(request=GroupCreateInput, responses={201: GroupSerializer})
     def post(self, request: Request) -> Response:
         data = GroupCreateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        group = services.group_create(owner_id=request.user.pk, **data.validated_data)
+        group = services.group_create(owner_id=caller_id(request), **data.validated_data)
         return Response(GroupSerializer(group).data, status=status.HTTP_201_CREATED)
 
 
@@ -89,12 +90,12 @@ class GroupDetailView(APIView):
         group = services.group_get_live(group_id=group_id)
         data = GroupUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        group = services.group_update(actor_id=request.user.pk, group=group, **data.validated_data)
+        group = services.group_update(actor_id=caller_id(request), group=group, **data.validated_data)
         return Response(GroupSerializer(group).data)
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, group_id: int) -> Response:
-        services.group_dissolve(actor_id=request.user.pk, group=services.group_get_live(group_id=group_id))
+        services.group_dissolve(actor_id=caller_id(request), group=services.group_get_live(group_id=group_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -121,7 +122,7 @@ class GroupMembersView(generics.ListAPIView):
         group = services.group_get_live(group_id=group_id)
         data = MemberIdsInput(data=request.data)
         data.is_valid(raise_exception=True)
-        added = services.group_members_add(actor_id=request.user.pk, group=group, **data.validated_data)
+        added = services.group_members_add(actor_id=caller_id(request), group=group, **data.validated_data)
         group.refresh_from_db(fields=["member_count"])
         return Response({"added": added, "member_count": group.member_count})
 
@@ -131,7 +132,7 @@ class GroupMemberView(APIView):
     def delete(self, request: Request, group_id: int, user_id: int) -> Response:
         group = services.group_get_live(group_id=group_id)
         try:
-            services.group_member_remove(actor_id=request.user.pk, group=group, user_id=user_id)
+            services.group_member_remove(actor_id=caller_id(request), group=group, user_id=user_id)
         except services.Conflict as exc:
             return _conflict(exc)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -141,6 +142,6 @@ class GroupMemberView(APIView):
         group = services.group_get_live(group_id=group_id)
         data = MemberUpdateInput(data=request.data)
         data.is_valid(raise_exception=True)
-        member = services.group_member_update(actor_id=request.user.pk, group=group, user_id=user_id,
+        member = services.group_member_update(actor_id=caller_id(request), group=group, user_id=user_id,
                                               **data.validated_data)
         return Response(MemberSerializer(member).data)

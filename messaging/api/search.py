@@ -10,6 +10,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gochat_project.api.caller import caller_id
 from gochat_project.api.pagination import ResultsNextPagination
 from gochat_project.api.schema import ERROR
 from messaging import conversations, search, selectors, services
@@ -39,7 +40,7 @@ class SearchPagination(ResultsNextPagination):
         cursor = self.decode_cursor(request)  # NotFound when malformed
         if cursor is None:
             return None
-        if cursor.reverse or cursor.offset or cursor.position is None or not cursor.position.isdigit():
+        if cursor.reverse or cursor.offset or cursor.position is None or not str(cursor.position).isdigit():
             raise NotFound(self.invalid_cursor_message)
         return int(cursor.position)
 
@@ -55,7 +56,7 @@ def _conversation(request: Request, conversation_id: str | None) -> Conversation
     if conversation_id is None:
         return None
     try:
-        return services.conversation_check_access(user_id=request.user.pk, conversation_id=conversation_id)
+        return services.conversation_check_access(user_id=caller_id(request), conversation_id=conversation_id)
     except AppError as exc:  # s_9_3 (the larger id first) too: no conversation of the caller's
         raise PermissionDenied("You are not in this conversation.") from exc
 
@@ -73,6 +74,6 @@ class SearchView(APIView):
         ref = _conversation(request, data.get("conversation_id"))
         paginator = SearchPagination()
         rows, has_more = search.messages_search(
-            user_id=request.user.pk, query=data["q"], ref=ref,
+            user_id=caller_id(request), query=data["q"], ref=ref,
             before_message_id=paginator.before_message_id(request), limit=data["limit"])
         return paginator.page_response(request, [selectors.message_to_dict(m) for m in rows], has_more)

@@ -7,6 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from gochat_project.api.caller import caller_id
 from gochat_project.api.fields import StrictIntegerField
 from messaging import conversations, protocol, rules, selectors, services
 from messaging.conversations import ConversationRef
@@ -31,7 +32,7 @@ class MessageSerializer(serializers.Serializer):
 
 def _access(request: Request, conversation_id: str) -> ConversationRef:
     """The conversation, or AppError (not_found: 404, not_member: 403)."""
-    return services.conversation_check_access(user_id=request.user.pk, conversation_id=conversation_id)
+    return services.conversation_check_access(user_id=caller_id(request), conversation_id=conversation_id)
 
 
 class SeqQuery(serializers.Serializer):
@@ -49,7 +50,7 @@ class ConversationListView(APIView):
         "pinned": serializers.BooleanField(),
         "last_message": MessageSerializer(allow_null=True)}, many=True))
     def get(self, request: Request) -> Response:
-        return Response(selectors.conversation_list(user_id=request.user.pk))
+        return Response(selectors.conversation_list(user_id=caller_id(request)))
 
 
 class ConversationMessagesView(APIView):
@@ -59,7 +60,7 @@ class ConversationMessagesView(APIView):
         ref = _access(request, conversation_id)
         query = SeqQuery(data=request.query_params)
         query.is_valid(raise_exception=True)
-        messages, has_more = selectors.conversation_messages(user_id=request.user.pk, ref=ref,
+        messages, has_more = selectors.conversation_messages(user_id=caller_id(request), ref=ref,
                                                              **query.validated_data)
         return Response({"messages": messages, "has_more": has_more})
 
@@ -75,9 +76,9 @@ class ConversationReadView(APIView):
         data = ReadInput(data=request.data)
         data.is_valid(raise_exception=True)
         max_seq = selectors.conversation_max_seq(conversation_id=ref.conversation_id)
-        read_seq = services.conversation_read(user_id=request.user.pk, conversation_id=ref.conversation_id,
+        read_seq = services.conversation_read(user_id=caller_id(request), conversation_id=ref.conversation_id,
                                               seq=data.validated_data["seq"], max_seq=max_seq)
-        upstream.upstream_read(user_id=request.user.pk, conversation_id=ref.conversation_id, seq=read_seq)
+        upstream.upstream_read(user_id=caller_id(request), conversation_id=ref.conversation_id, seq=read_seq)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -106,11 +107,11 @@ class MessageSendView(APIView):
         fields = protocol.validate_message_fields(dict(request.data))  # AppError: 400, 413
         _access(request, fields["conversation_id"])
         # Logic decides; the same rules here turn a send it would refuse into a status, not a 202.
-        refusal = rules.send_refusal(SendEvent(request.user.pk, fields["conversation_id"], fields["client_msg_id"],
+        refusal = rules.send_refusal(SendEvent(caller_id(request), fields["conversation_id"], fields["client_msg_id"],
                                                fields["body"], fields["kind"], fields["extra"]))
         if refusal is not None:
             raise refusal
-        upstream.upstream_send(sender_id=request.user.pk, fields=fields)
+        upstream.upstream_send(sender_id=caller_id(request), fields=fields)
         return Response({"client_msg_id": fields["client_msg_id"]}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -121,7 +122,7 @@ class MessageRecallView(APIView):
 
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, message_id: int) -> Response:
-        services.message_recall_by_sender(user_id=request.user.pk, message_id=message_id)
+        services.message_recall_by_sender(user_id=caller_id(request), message_id=message_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -130,7 +131,7 @@ class MessageHideView(APIView):
 
     @extend_schema(responses={204: None})
     def delete(self, request: Request, message_id: int) -> Response:
-        services.message_hide(user_id=request.user.pk, message_id=message_id)
+        services.message_hide(user_id=caller_id(request), message_id=message_id)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -145,6 +146,6 @@ class ConversationPrefsView(APIView):
         ref = _access(request, conversation_id)
         data = ConversationPrefsInput(data=request.data)
         data.is_valid(raise_exception=True)
-        services.conversation_prefs_update(user_id=request.user.pk, conversation_id=ref.conversation_id,
+        services.conversation_prefs_update(user_id=caller_id(request), conversation_id=ref.conversation_id,
                                            **data.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)

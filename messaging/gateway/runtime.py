@@ -144,9 +144,13 @@ class GatewayRuntime:
         (Daphne sends 1012 through gochat_project/patches/autobahn_close.py)."""
         if "daphne.server" not in sys.modules:
             return  # uvicorn closes sockets with 1012 on shutdown by itself
-        from twisted.internet import reactor
+        from twisted.internet import reactor as installed_reactor
 
-        previous = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
+        # Twisted types the module attribute as its interface, not the installed reactor.
+        reactor: Any = installed_reactor
+
+        # Keyed by int: the handler gets the signal number, and Signals is an IntEnum.
+        previous: dict[int, Any] = {s: signal.getsignal(s) for s in (signal.SIGTERM, signal.SIGINT)}
 
         def drain(signum: int, frame: Any) -> None:
             for socket in list(self.connections.by_conn.values()):

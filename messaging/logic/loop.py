@@ -101,17 +101,25 @@ class Logic:
         """Per partition, the offset after the batch's last record: what to commit."""
         last: dict[tuple[str, int], int] = {}
         for m in records:
-            k = (m.topic(), m.partition())
-            last[k] = max(last.get(k, -1), m.offset())
+            k, offset = _position(m)
+            last[k] = max(last.get(k, -1), offset)
         return [TopicPartition(t, p, offset + 1) for (t, p), offset in last.items()]
 
     @staticmethod
     def _rewind(consumer: Consumer, records: list[KafkaMessage]) -> None:
         first: dict[tuple[str, int], int] = {}
         for m in records:
-            k = (m.topic(), m.partition())
-            first[k] = min(first.get(k, m.offset()), m.offset())
+            k, offset = _position(m)
+            first[k] = min(first.get(k, offset), offset)
         for (topic, partition), offset in first.items():
             # A partition revoked meanwhile: its new owner starts from the committed offset.
             with contextlib.suppress(KafkaException):
                 consumer.seek(TopicPartition(topic, partition, offset))
+
+
+def _position(m: KafkaMessage) -> tuple[tuple[str, int], int]:
+    """((topic, partition), offset) of a consumed record. confluent-kafka types all three
+    Optional (a message built for producing has none); a consumed record has them all."""
+    topic, partition, offset = m.topic(), m.partition(), m.offset()
+    assert topic is not None and partition is not None and offset is not None
+    return (topic, partition), offset

@@ -62,7 +62,7 @@ class Pipeline:
         notices: list[Notice] = []
         for m in records:
             try:
-                event = decode_upstream(m.value())
+                event = decode_upstream(m.value() or b"")  # no value: undecodable, like b""
             except (ValueError, KeyError, TypeError, AttributeError):
                 log.error("undecodable upstream record at %s[%d]@%d skipped", m.topic(), m.partition(), m.offset())
                 continue

@@ -64,7 +64,7 @@ def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[
     refs = [(n, parse_conversation_id(n.conversation_id)) for n in notices]
     routed_groups = {ref.group_id: set[int]() for n, ref in refs
                      if ref is not None and ref.group_id is not None and isinstance(n, RecallEvent | TypingEvent)}
-    groups = group_selectors.groups_for_routing(senders=routed_groups)  # type: ignore[arg-type]
+    groups = group_selectors.groups_for_routing(senders=routed_groups)
     for n, ref in refs:
         if ref is None:
             continue

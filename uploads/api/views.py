@@ -15,6 +15,7 @@ from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle, UserRateThrottle
 from rest_framework.views import APIView
 
+from gochat_project.api.caller import caller_id
 from gochat_project.api.schema import ERROR
 from uploads import selectors, services
 from uploads.models import Upload
@@ -49,7 +50,7 @@ class UploadCreateView(APIView):
         if file is None:
             return Response({"file": ["No file was submitted."]}, status=status.HTTP_400_BAD_REQUEST)
         try:
-            upload = services.upload_create(owner_id=request.user.pk, file=file)
+            upload = services.upload_create(owner_id=caller_id(request), file=file)
         except services.UploadRefused as exc:
             return Response({"detail": exc.detail}, status=exc.status)
         return Response(selectors.upload_public(upload), status=status.HTTP_201_CREATED)
@@ -65,7 +66,7 @@ class _Download(APIView):
         return super().perform_content_negotiation(request, force=True)
 
     def _allowed(self, request: Request, upload_id: str) -> Upload:
-        upload = selectors.upload_for_download(user_id=request.user.pk, upload_id=upload_id)
+        upload = selectors.upload_for_download(user_id=caller_id(request), upload_id=upload_id)
         if upload is None:
             raise NotFound("No such upload.")
         return upload
@@ -95,6 +96,6 @@ class UploadThumbnailView(_Download):
         upload = self._allowed(request, upload_id)
         if not upload.thumbnail:
             raise NotFound("This upload has no thumbnail.")
-        ext = upload.thumbnail.name.rsplit(".", 1)[-1]
+        ext = (upload.thumbnail.name or "").rsplit(".", 1)[-1]  # a file that is truthy has a name
         return _serve(upload.thumbnail, content_type="image/png" if ext == "png" else "image/jpeg",
                       name=f"thumbnail.{ext}", inline=True)
