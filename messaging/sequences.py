@@ -144,8 +144,14 @@ def seed_counters(conversation_ids: set[str]) -> None:
 
 def counters_epoch_exists(buckets: set[int] | None = None) -> bool:
     """Whether every given slot group (default: all) still has its epoch marker."""
-    keys = [redis_client.seq_epoch_key(b) for b in sorted(_all_buckets(buckets))]
-    return all(v is not None for v in redis_client.mget(keys))
+    return not buckets_without_epoch(buckets)
+
+
+def buckets_without_epoch(buckets: set[int] | None = None) -> set[int]:
+    """The given slot groups (default: all) whose epoch marker is gone (one MGET per node)."""
+    ordered = sorted(_all_buckets(buckets))
+    values = redis_client.mget([redis_client.seq_epoch_key(b) for b in ordered])
+    return {b for b, v in zip(ordered, values, strict=True) if v is None}
 
 
 def mark_counters_epoch(buckets: set[int] | None = None) -> None:

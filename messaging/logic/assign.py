@@ -62,12 +62,18 @@ class SeqAssigner:
         while True:
             try:
                 return sequences.assign(args)
-            except sequences.FenceRequired as lost:
+            except sequences.FenceRequired:
+                # Fence every group that lost its marker, not only this batch's: a Redis
+                # (or node) that restarted empty lost all of its groups at once, and fencing
+                # them one by one as traffic reaches each would hold sends up to 64 times.
+                # Once persistence has drained, a missing counter is seeded from MySQL on
+                # first use (SeedRequired), so marking them all here is safe.
+                lost = sequences.buckets_without_epoch()
                 log.warning("sequence counters of %d slot groups are gone from Redis: waiting for persistence "
-                            "to drain", len(lost.buckets))
+                            "to drain", len(lost))
                 self._await_persistence_drained()
-                sequences.seed_counters({a[0] for a in args if redis_client.bucket_of(a[0]) in lost.buckets})
-                sequences.mark_counters_epoch(lost.buckets)
+                sequences.seed_counters({a[0] for a in args if redis_client.bucket_of(a[0]) in lost})
+                sequences.mark_counters_epoch(lost)
                 return None
             except sequences.SeedRequired as need:
                 # The epoch marker is present, so Redis kept every counter it was given:
