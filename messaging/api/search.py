@@ -68,7 +68,11 @@ class SearchView(APIView):
         404: ERROR})
     def get(self, request: Request) -> Response:
         # A plain dict: from a QueryDict DRF reads `conversation_id=` as absent, not as invalid.
-        query = SearchQuery(data=request.query_params.dict())
+        # The cursor is the paginator's to judge: anything it cannot decode (a NUL
+        # character included, which a CharField would call a 400) is the protocol's 404.
+        params = request.query_params.dict()
+        params.pop("cursor", None)
+        query = SearchQuery(data=params)
         query.is_valid(raise_exception=True)
         data = query.validated_data
         ref = _conversation(request, data.get("conversation_id"))

@@ -152,6 +152,7 @@ def test_query_and_limit_bounds() -> None:
         assert search(a, "x", limit=limit).status_code == 400, limit
     assert search(a, "x", limit=50).status_code == 200
     assert search(a, "x", cursor="not-a-cursor").status_code == 404
+    assert search(a, "x", cursor="Tk_\x00z").status_code == 404  # a NUL is a bad cursor too, not a 400
     assert requests.get(search(a, "x").url).status_code == 401  # no token
 
 

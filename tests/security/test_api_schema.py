@@ -60,11 +60,12 @@ def fuzz_user(stack) -> User:
 # `extra` within 4 KiB (messages, validated as a WebSocket `send`); a file that is not
 # empty, and that decodes if its bytes say it is an image (uploads); the caller's own
 # password as `old_password` (password change); no NUL character in a nickname or a
-# group's new name (DRF refuses it in every string field).
+# group's new name (DRF refuses it in every string field); a search query that is not
+# blank once trimmed and holds no NUL.
 SEMANTIC_VALIDATION = {"POST /api/auth/register", "POST /api/auth/login", "POST /api/auth/refresh",
                        "POST /api/auth/logout", "POST /api/auth/password", "PATCH /api/users/me",
                        "POST /api/groups", "PATCH /api/groups/{group_id}", "POST /api/groups/{group_id}/members",
-                       "POST /api/messages", "POST /api/uploads"}
+                       "POST /api/messages", "POST /api/uploads", "GET /api/search"}
 
 
 @schema.parametrize()
