@@ -49,7 +49,6 @@ class Deliveries:
         return len(self._by_gateway)
 
 
-
 @cache
 def _control_producer() -> kafka.ProducerHandle:
     return kafka.producer_build("control")
