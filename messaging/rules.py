@@ -17,10 +17,8 @@ from messaging import protocol
 from messaging import selectors as message_selectors
 from messaging.conversations import ConversationRef, parse_conversation_id
 from messaging.protocol import AppError, SendEvent
+from messaging.selectors import StoredRows
 from uploads import selectors as upload_selectors
-
-# (sender, conversation_id, client_msg_id) -> message id, seq, ts, conversation id
-StoredRows = dict[tuple[int, str, str], tuple[int, int, int, str]]
 
 
 @dataclass(slots=True)

@@ -115,14 +115,17 @@ def conversation_max_seq(*, conversation_id: str) -> int:
 
 
 
+# (sender, conversation_id, client_msg_id) -> (message_id, seq, ts, conversation_id)
+StoredRows = dict[tuple[int, str, str], tuple[int, int, int, str]]
+
+
 @dataclass
 class SendChecks:
     """What logic must know from MySQL about a batch of sends (see `send_checks`)."""
 
     active_user_ids: set[int]
     blocks: set[tuple[int, int]]  # (blocker, blocked)
-    # (sender, conversation_id, client_msg_id) -> (message_id, seq, ts, conversation_id)
-    stored: dict[tuple[int, str, str], tuple[int, int, int, str]]
+    stored: StoredRows
 
 
 def send_checks(*, user_ids: set[int], pairs: set[tuple[int, int]],

@@ -13,7 +13,8 @@ import time
 from gochat_project.infra import kafka, redis_client
 from messaging import selectors as message_selectors
 from messaging import sequences
-from messaging.rules import Send, StoredRows
+from messaging.rules import Send
+from messaging.selectors import StoredRows
 from messaging.snowflake import Snowflake
 
 log = logging.getLogger(__name__)
