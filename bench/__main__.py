@@ -4,8 +4,8 @@ Starts its own stack (database gochat_bench, Redis db 11, an embedded Apache Kaf
 node on 19392, topic prefix gochat_bench, gateways on 18301/18302) with DEBUG off, so
 it runs beside `make run` and the tests. BENCH_PORT_OFFSET=N adds N to every port and
 _N to the database and topic prefix, and BENCH_REDIS_DB picks the Redis db, so two
-checkouts can bench at once. --logic-loop (or GOCHAT_LOGIC_LOOP) picks logic's consume
-loop. Every stack gets a fresh broker on an empty log directory. Scenarios:
+checkouts can bench at once. Every stack gets a fresh broker on an empty log directory.
+Scenarios:
   broker-idle  the Kafka broker alone (own node on 19500): idle CPU and RSS, then with idle consumers
   throughput   1:1, N pairs sending as fast as acks return (window W per sender)
   latency      1:1 at fixed total rates, sends spread evenly with random phase
@@ -758,9 +758,6 @@ def main() -> None:
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="broker-idle: each measurement (s)")
     parser.add_argument("--idle-consumers", type=int, default=5, help="broker-idle: idle consumers")
     parser.add_argument("--idle-port", type=int, default=19500 + PORT_OFFSET, help="broker-idle: the node's port")
-    parser.add_argument("--logic-loop", choices=["native", "arroyo"],
-                        default=os.environ.get("GOCHAT_LOGIC_LOOP", "native"),
-                        help="logic's consume loop (GOCHAT_LOGIC_LOOP; docs/benchmarks.md compares them)")
     parser.add_argument("--broker-warmup", type=float, default=45.0,
                         help="seconds of produce/consume traffic through a newly started broker before any figure")
     parser.add_argument("--out", default=str(ROOT / "bench-results"))
@@ -780,8 +777,6 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     chosen = SCENARIOS if not args.scenarios or "all" in args.scenarios else args.scenarios
-    os.environ["GOCHAT_LOGIC_LOOP"] = args.logic_loop  # the stack's processes inherit it
-    progress(f"logic loop: {args.logic_loop}")
     raise_fd_limit()
     bench = Bench(args)
     started = time.monotonic()
@@ -839,8 +834,6 @@ def run_scenario(bench: Bench, name: str) -> dict[str, Any]:
 def print_table(results: dict[str, Any]) -> None:
     s = results["scenarios"]
     rows = []
-    if "args" in results:  # result files before 2026-12-07 ran the native loop
-        rows.append(("logic loop", results["args"].get("logic_loop", "native")))
     if "broker-idle" in s:
         b = s["broker-idle"]
         rows.append(("kafka idle, no clients: CPU % of a core / RSS MiB",

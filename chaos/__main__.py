@@ -8,8 +8,7 @@ every run; gochat_project/ops/kafka_broker.py) and GoChat's processes (two gatew
 18801/18802, logic, the persistence and fan-out workers). GoChat's topics have
 replication factor 3 and min.insync.replicas 2, and its producers use acks=all.
 CHAOS_PORT_OFFSET=N adds N to every port (and uses .run/chaos-N), so that two
-checkouts on one machine can run it at once. GOCHAT_LOGIC_LOOP picks logic's consume
-loop (the processes inherit it; the result file records it).
+checkouts on one machine can run it at once.
 
 While WebSocket clients (chaos/load.py) send at a steady rate (--rate), each fault
 is injected in turn and the failed part restarted, as a supervisor would:
@@ -789,8 +788,7 @@ def main() -> int:
     out = ROOT / "chaos-results"
     out.mkdir(exist_ok=True)
     path = out / time.strftime("%Y%m%d-%H%M%S.json")
-    path.write_text(json.dumps({"args": vars(args), "logic_loop": os.environ.get("GOCHAT_LOGIC_LOOP", "native"),
-                                "phases": [vars(r) for r in chaos.results],
+    path.write_text(json.dumps({"args": vars(args), "phases": [vars(r) for r in chaos.results],
                                 "soak": chaos.soak, "scale_out_work": chaos.scale_out_work, "problems": problems,
                                 "seconds": round(time.monotonic() - started)}, indent=1))
     print(f"written {path.relative_to(ROOT)} ({time.monotonic() - started:.0f} s)")

@@ -110,9 +110,6 @@ GOCHAT_GATEWAY_ID = env.str("GOCHAT_GATEWAY_ID", default="gw1")
 GOCHAT_UPSTREAM_PARTITIONS = env.int("GOCHAT_UPSTREAM_PARTITIONS", default=1)
 # How long a gateway gathers sends into one upstream Kafka batch (docs/benchmarks.md).
 GOCHAT_UPSTREAM_LINGER_MS = env.float("GOCHAT_UPSTREAM_LINGER_MS", default=10.0)
-# Experiment (docs/benchmarks.md): logic's consume loop, native (messaging/logic/loop.py)
-# or arroyo (messaging/logic/arroyo_loop.py, sentry-arroyo's StreamProcessor).
-GOCHAT_LOGIC_LOOP = env.str("GOCHAT_LOGIC_LOOP", default="native")
 # Celery workers commit the offsets of acked tasks together, at most this often
 # (gochat_project/infra/kombu_kafka.py; 0: on every ack, as kombu does).
 GOCHAT_CELERY_COMMIT_INTERVAL_MS = env.int("GOCHAT_CELERY_COMMIT_INTERVAL_MS", default=200)

@@ -1,8 +1,9 @@
 import signal
 from typing import Any
 
-from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
+
+from messaging.logic.loop import Logic
 
 
 class Command(BaseCommand):
@@ -18,7 +19,7 @@ class Command(BaseCommand):
 
         malloc.tune()  # before Logic starts librdkafka's threads
         start_metrics_server()
-        logic = _logic(batch_size)
+        logic = Logic(batch_size=batch_size)
         freeze_startup_objects()
 
         def stop(signum: int, frame: Any) -> None:
@@ -27,16 +28,3 @@ class Command(BaseCommand):
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
         logic.run()
-
-
-def _logic(batch_size: int) -> Any:
-    """The loop GOCHAT_LOGIC_LOOP names (docs/benchmarks.md compares them)."""
-    if settings.GOCHAT_LOGIC_LOOP == "arroyo":
-        from messaging.logic.arroyo_loop import ArroyoLogic
-
-        return ArroyoLogic(batch_size=batch_size)
-    if settings.GOCHAT_LOGIC_LOOP != "native":
-        raise CommandError(f"GOCHAT_LOGIC_LOOP={settings.GOCHAT_LOGIC_LOOP!r}: native or arroyo")
-    from messaging.logic.loop import Logic
-
-    return Logic(batch_size=batch_size)
