@@ -202,7 +202,8 @@ def recent_add(messages_json: dict[str, list[tuple[int, bytes]]],
         return
     keep = settings.GOCHAT_RECENT_CACHE_SIZE
     pipe = redis_client.client().pipeline(transaction=False)
-    # Recall, edit and reply find a message here before its row is stored; later, in MySQL.
+    # Recall, edit and reply find a message here before its row is stored; later, in MySQL
+    # (so the TTL need only outlive the persistence backlog, not the 3600 s edit window).
     index_ttl = settings.GOCHAT_RECALL_WINDOW_S + 3600
     for message_id, cid, seq, sender_id in index:
         pipe.set(redis_client.key("msgidx", message_id), f"{cid}|{seq}|{sender_id}", ex=index_ttl)

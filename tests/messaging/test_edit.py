@@ -121,12 +121,18 @@ def test_edit_racing_its_own_persistence_is_not_lost(stack: Stack, db_reader) ->
             == 204
         assert _edit_frame(sb, ack["message_id"])["body"] == "typo fixed before storage"
         assert sb.sync(cid, after_seq=1)[0]["body"] == "typo fixed before storage"  # from the recent cache
+        gone = sa.ack_for(sa.send_message(cid, "edited then recalled"))["message_id"]
+        assert a.post(f"/api/messages/{gone}/edit", {"body": "zucchini"}).status_code == 204
+        assert a.post(f"/api/messages/{gone}/recall").status_code == 204
     finally:
         stack.persist_worker.start()
-    db_reader.wait_stored(cid, 2, timeout=60)
-    msg = b.get(f"/api/conversations/{cid}/messages", params={"before_seq": 3}).json()["messages"][1]
+    db_reader.wait_stored(cid, 3, timeout=60)
+    stored = b.get(f"/api/conversations/{cid}/messages", params={"before_seq": 4}).json()["messages"]
+    msg = stored[1]
     assert (msg["message_id"], msg["body"]) == (ack["message_id"], "typo fixed before storage")
     assert msg["edited_at"] is not None
+    assert (stored[2]["message_id"], stored[2]["recalled"], stored[2]["body"]) == (gone, True, "")  # recall wins
+    assert b.get("/api/search", params={"q": "zucchini"}).json()["results"] == []
     found = b.get("/api/search", params={"q": "storage", "conversation_id": cid}).json()["results"]
     assert [m["message_id"] for m in found] == [ack["message_id"]]
     assert b.get("/api/search", params={"q": "tpyo", "conversation_id": cid}).json()["results"] == []
