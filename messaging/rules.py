@@ -105,15 +105,17 @@ def _mentions_refusal(send: Send, groups: dict[int, RoutingGroup]) -> tuple[str,
 
 def _replies_check(sends: list[Send]) -> tuple[list[Send], list[Refusal]]:
     """A reply must name a message of the same conversation that its sender can read (in
-    a group, one sent after the sender joined); a recalled one is fine. Otherwise
-    not_found, the same answer as for an unknown id. One query per batch, none when no
-    send replies (the hot path)."""
+    a group, one sent after the sender joined; not one they deleted for themself, which
+    their history no longer shows); a recalled one is fine. Otherwise not_found, the
+    same answer as for an unknown id. One query per batch, none when no send replies
+    (the hot path)."""
     replying = [s for s in sends if s.event.reply_to is not None]
     if not replying:
         return sends, []
-    places, joined = message_selectors.reply_checks(
+    checks = message_selectors.reply_checks(
         message_ids={s.event.reply_to for s in replying if s.event.reply_to is not None},
-        members={(s.ref.group_id, s.event.sender_id) for s in replying if s.ref.group_id is not None})
+        members={(s.ref.group_id, s.event.sender_id) for s in replying if s.ref.group_id is not None},
+        repliers={(s.event.sender_id, s.event.reply_to) for s in replying if s.event.reply_to is not None})
     accepted: list[Send] = []
     refused: list[Refusal] = []
     for s in sends:
@@ -121,9 +123,10 @@ def _replies_check(sends: list[Send]) -> tuple[list[Send], list[Refusal]]:
         if target is None:
             accepted.append(s)
             continue
-        place = places.get(target)
-        floor = joined.get((s.ref.group_id, s.event.sender_id), 0) if s.ref.group_id is not None else 0
-        if place is None or place[0] != s.ref.conversation_id or place[1] <= floor:
+        place = checks.places.get(target)
+        floor = checks.joined.get((s.ref.group_id, s.event.sender_id), 0) if s.ref.group_id is not None else 0
+        if (place is None or place[0] != s.ref.conversation_id or place[1] <= floor
+                or (s.event.sender_id, target) in checks.hidden):
             refused.append((s.event, AppError(protocol.NOT_FOUND, "reply_to names no message you can read here",
                                               s.event.client_msg_id)))
             continue

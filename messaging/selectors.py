@@ -183,14 +183,28 @@ def send_checks(*, user_ids: set[int], pairs: set[tuple[int, int]],
 MessagePlaces = dict[int, tuple[str, int, int]]
 
 
-def reply_checks(*, message_ids: set[int],
-                 members: set[tuple[int, int]]) -> tuple[MessagePlaces, dict[tuple[int, int], int]]:
+@dataclass
+class ReplyChecks:
+    places: MessagePlaces  # message_id -> (conversation_id, seq, sender_id)
+    joined: dict[tuple[int, int], int]  # (group_id, user_id) -> joined_seq
+    hidden: set[tuple[int, int]]  # (user_id, message_id) deleted for that user
+
+
+def reply_checks(*, message_ids: set[int], members: set[tuple[int, int]],
+                 repliers: set[tuple[int, int]]) -> ReplyChecks:
     """What logic must know to judge a batch's replies, in one MySQL query: where each
-    stored message of message_ids is, and the joined_seq of each (group_id, user_id) of
-    members (a group's history starts there). Messages acked but not stored yet are
+    stored message of message_ids is, the joined_seq of each (group_id, user_id) of
+    members (a group's history starts there), and which (user_id, message_id) of
+    repliers the user deleted for themself. Messages acked but not stored yet are
     looked up in Redis' message index (one MGET), only when MySQL lacks some."""
     parts: list[str] = []
     params: list[Any] = []
+    if repliers:
+        users, mids = {u for u, _ in repliers}, {m for _, m in repliers}
+        parts.append(f"SELECT 'h', user_id, NULL, NULL, message_id FROM {HiddenMessage._meta.db_table} "
+                     f"WHERE user_id IN ({', '.join(['%s'] * len(users))}) "
+                     f"AND message_id IN ({', '.join(['%s'] * len(mids))})")
+        params.extend([*users, *mids])
     if message_ids:
         parts.append(f"SELECT 'm', message_id, conversation_id, seq, sender_id FROM {Message._meta.db_table} "
                      f"WHERE message_id IN ({', '.join(['%s'] * len(message_ids))})")
@@ -201,20 +215,21 @@ def reply_checks(*, message_ids: set[int],
                      f"WHERE group_id IN ({', '.join(['%s'] * len(groups))}) "
                      f"AND user_id IN ({', '.join(['%s'] * len(users))})")
         params.extend([*groups, *users])
-    places: MessagePlaces = {}
-    joined: dict[tuple[int, int], int] = {}
+    out = ReplyChecks({}, {}, set())
     if parts:
         with connection.cursor() as cursor:
             cursor.execute(" UNION ALL ".join(parts), params)
             rows = cursor.fetchall()
         for kind, a, cid, seq, b in rows:
             if kind == "m":
-                places[int(a)] = (str(cid), int(seq), int(b))
+                out.places[int(a)] = (str(cid), int(seq), int(b))
+            elif kind == "h":
+                out.hidden.add((int(a), int(b)))
             elif (int(a), int(b)) in members:
-                joined[(int(a), int(b))] = int(seq)
-    missing = sorted(message_ids - places.keys())
-    places.update(sequences.messages_locate_recent(missing))
-    return places, joined
+                out.joined[(int(a), int(b))] = int(seq)
+    missing = sorted(message_ids - out.places.keys())
+    out.places.update(sequences.messages_locate_recent(missing))
+    return out
 
 
 def mentions_unread(*, user_id: int, read_seqs: dict[str, int]) -> dict[str, int]:

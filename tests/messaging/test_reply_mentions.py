@@ -101,6 +101,21 @@ def test_reply_to_a_recalled_message_is_allowed() -> None:
     assert sa.message(lambda m: m["message_id"] == ack["message_id"])["reply_to"]["seq"] == gone["seq"]
 
 
+def test_reply_to_a_message_deleted_for_me_is_not_found() -> None:
+    """Deleted for yourself, a message is gone from your history: you cannot answer it;
+    your peer, who still sees it, can."""
+    a, b = register("rh"), register("rh")
+    sa, sb = a.ws(), b.ws()
+    cid = single_cid(a, b)
+    target = _send(sa, cid, "hide me")
+    assert b.delete(f"/api/messages/{target['message_id']}").status_code == 204
+    err = _send(sb, cid, "answering the hidden", reply_to=target["message_id"])
+    assert (err["type"], err["code"]) == ("error", "not_found")
+    r = _rest_send(b, cid, "answering the hidden", reply_to=target["message_id"])
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert _send(sa, cid, "I still see it", reply_to=target["message_id"])["type"] == "ack"
+
+
 # --- mentions ------------------------------------------------------------------------
 
 
