@@ -28,6 +28,12 @@ def _unread_mentions(user: User, cid: str) -> int:
     return int(item["unread_mentions"])
 
 
+def _pair(prefix: str) -> tuple[User, User, Socket, Socket, str]:
+    """Two new users, a socket each, and their 1:1."""
+    a, b = register(prefix), register(prefix)
+    return a, b, a.ws(), b.ws(), single_cid(a, b)
+
+
 def _group(owner: User, *members: User) -> dict[str, Any]:
     r = owner.post("/api/groups", {"name": "rm", "member_ids": [m.id for m in members]})
     assert r.status_code == 201, r.text
@@ -38,9 +44,7 @@ def _group(owner: User, *members: User) -> dict[str, Any]:
 
 
 def test_reply_is_stored_pushed_and_returned_with_its_target(db_reader) -> None:
-    a, b = register("rp"), register("rp")
-    sa, sb = a.ws(), b.ws()
-    cid = single_cid(a, b)
+    a, b, sa, sb, cid = _pair("rp")
     first = _send(sa, cid, "question?")
     sb.message()
     reply = _send(sb, cid, "answer", reply_to=first["message_id"])
@@ -91,9 +95,7 @@ def test_reply_to_a_message_from_before_the_senders_group_join_is_not_found(db_r
 
 
 def test_reply_to_a_recalled_message_is_allowed() -> None:
-    a, b = register("rr"), register("rr")
-    sa, sb = a.ws(), b.ws()
-    cid = single_cid(a, b)
+    a, _, sa, sb, cid = _pair("rr")
     gone = _send(sa, cid, "never mind")
     assert a.post(f"/api/messages/{gone['message_id']}/recall").status_code == 204
     ack = _send(sb, cid, "too late, I saw it", reply_to=gone["message_id"])
@@ -104,9 +106,7 @@ def test_reply_to_a_recalled_message_is_allowed() -> None:
 def test_reply_to_a_message_deleted_for_me_is_not_found() -> None:
     """Deleted for yourself, a message is gone from your history: you cannot answer it;
     your peer, who still sees it, can."""
-    a, b = register("rh"), register("rh")
-    sa, sb = a.ws(), b.ws()
-    cid = single_cid(a, b)
+    _, b, sa, sb, cid = _pair("rh")
     target = _send(sa, cid, "hide me")
     assert b.delete(f"/api/messages/{target['message_id']}").status_code == 204
     err = _send(sb, cid, "answering the hidden", reply_to=target["message_id"])
