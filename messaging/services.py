@@ -202,12 +202,13 @@ EDIT_MARK_TTL_S = 7 * 24 * 3600  # as recall marks: far longer than any persiste
 
 
 def _edit_store(message_id: int, body: str, edited_at: int) -> bool:
-    """Write an edit to the row and the search index, unless the row is recalled or holds a
+    """Write an edit to the row and the search index, unless the row is recalled, not text
+    (an edit checked before the row was stored, against no cached copy), or holds a
     later edit already (two devices editing at once: the later edit wins everywhere).
     False when no row changed (not stored yet, recalled, or superseded)."""
     from django.db.models import Q
 
-    changed = (Message.objects.filter(message_id=message_id, recalled=False)
+    changed = (Message.objects.filter(message_id=message_id, recalled=False, kind=MessageKind.TEXT)
                .filter(Q(edited_at__isnull=True) | Q(edited_at__lte=edited_at))
                .update(body=body, edited_at=edited_at))
     if changed:
@@ -272,6 +273,10 @@ def message_edit_by_sender(*, user_id: int, message_id: int, body: object) -> No
 
     body = protocol.validate_edit_body(body)
     conversation_id, seq = _own_message_locate(user_id, message_id, "edited", settings.GOCHAT_EDIT_WINDOW_S)
+    try:  # a sender who left the group: it no longer exists for them, nor do its members see their edits
+        conversation_check_access(user_id=user_id, conversation_id=conversation_id)
+    except AppError as exc:
+        raise AppError(NOT_FOUND, "No such message.") from exc
     now_ms = int(time.time() * 1000)
     kind, recalled = _kind_and_recalled(message_id, conversation_id, seq)
     if recalled:

@@ -187,3 +187,19 @@ def test_edit_in_a_large_group_reaches_members_through_the_fan_out(django_db_blo
         assert _edit_frame(s, mid)["body"] == "bigger news"
     sm = online[0].ws()
     assert sm.sync(g["conversation_id"])[-1]["body"] == "bigger news"
+
+
+def test_a_sender_who_left_the_group_cannot_edit_there() -> None:
+    """Once out of the group, its messages do not exist for the former member (404), and
+    the members get no edit push from them."""
+    owner, leaver = register("eleft"), register("eleft")
+    g = owner.post("/api/groups", {"name": "left", "member_ids": [leaver.id]}).json()
+    so, sl = owner.ws(), leaver.ws()
+    ack = sl.ack_for(sl.send_message(g["conversation_id"], "bye soon"))
+    assert ack["type"] == "ack", ack
+    so.message()
+    assert leaver.delete(f"/api/groups/{g['id']}/members/{leaver.id}").status_code == 204
+    r = leaver.post(f"/api/messages/{ack['message_id']}/edit", {"body": "rewritten after leaving"})
+    assert (r.status_code, r.json()["code"]) == (404, "not_found")
+    assert not [f for f in so.quiet(0.5) if f["type"] == "edit"]
+    assert so.sync(g["conversation_id"])[-1]["body"] == "bye soon"
