@@ -19,6 +19,7 @@ cluster, keep assigning.
 """
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
@@ -226,8 +227,10 @@ def recent_mark_recalled(conversation_id: str, seq: int, message_id: int) -> Non
 
 
 def recent_mark_edited(conversation_id: str, seq: int, message_id: int, body: str, edited_at: int) -> None:
-    """Replace a cached message by its edited form (unless it was recalled meanwhile)."""
-    _recent_update(conversation_id, seq, message_id, {"body": body, "edited_at": edited_at}, unless_recalled=True)
+    """Replace a cached message by its edited form, unless it was recalled or took a later
+    edit meanwhile (two devices editing at once: the later edit wins, as in MySQL)."""
+    _recent_update(conversation_id, seq, message_id, {"body": body, "edited_at": edited_at},
+                   stale=lambda cached: bool(cached.get("recalled")) or (cached.get("edited_at") or 0) > edited_at)
 
 
 def recent_cached(conversation_id: str, seq: int, message_id: int) -> dict[str, Any] | None:
@@ -241,12 +244,12 @@ def recent_cached(conversation_id: str, seq: int, message_id: int) -> dict[str, 
 
 
 def _recent_update(conversation_id: str, seq: int, message_id: int, changes: dict[str, Any], *,
-                   unless_recalled: bool = False) -> None:
+                   stale: Callable[[dict[str, Any]], bool] = lambda cached: False) -> None:
     r = redis_client.client()
     key = redis_client.recent_key(conversation_id)
     for raw in cast(list[bytes], r.zrangebyscore(key, seq, seq)):
         cached = orjson.loads(raw)
-        if cached["message_id"] != str(message_id) or (unless_recalled and cached.get("recalled")):
+        if cached["message_id"] != str(message_id) or stale(cached):
             continue
         cached.update(changes)
         pipe = r.pipeline(transaction=True)

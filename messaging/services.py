@@ -198,7 +198,7 @@ def _apply_late_marks(message_ids: list[int]) -> None:
         search.search_index_remove(message_ids=recalled)
 
 
-EDIT_MARK_TTL_S = 7 * 24 * 3600  # as recall marks: far longer than any persistence backlog
+EDIT_MARK_TTL_S = RECALL_MARK_TTL_S  # far longer than any persistence backlog; holds the new body
 
 
 def _edit_store(message_id: int, body: str, edited_at: int) -> bool:
