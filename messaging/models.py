@@ -103,7 +103,9 @@ class MessageMention(models.Model):
     index finds the caller's mentions above their read_seq directly: the list reads only
     the caller's unread mentions, usually none. Recalled and deleted-for-me messages are
     excluded when counting (a join on `messages` by primary key and on `hidden_messages`),
-    so a recall or hide needs no write here."""
+    so a recall or hide needs no write here. EXPLAIN with 200,000 messages and 20,000
+    mentions: a range on mention_user_conv_seq_idx (the caller's rows above read_seq
+    only), then one primary-key and one unique-key lookup per row found."""
 
     message_id = models.BigIntegerField()
     conversation_id = models.CharField(max_length=40)
