@@ -231,9 +231,10 @@ def message_hide(*, user_id: int, message_id: int) -> None:
 def _reaction_target(*, user_id: int, message_id: int) -> str:
     """The conversation of a message the user may react to. not_found: unknown, or not
     readable by them (not in the conversation, or before their group join), as for
-    delete-for-me; forbidden: recalled. Found in Redis' index before its row is stored."""
+    delete-for-me; forbidden: recalled; blocked or forbidden: the 1:1 send rule. Found in
+    Redis' index before its row is stored."""
     from gochat_project.infra import redis_client
-    from messaging import selectors, sequences
+    from messaging import rules, selectors, sequences
 
     found = sequences.message_locate(message_id)
     if found is None:
@@ -245,6 +246,8 @@ def _reaction_target(*, user_id: int, message_id: int) -> str:
         raise AppError(NOT_FOUND, "No such message.") from exc
     if seq <= selectors.history_floor(user_id=user_id, ref=ref):
         raise AppError(NOT_FOUND, "No such message.")
+    if (refusal := rules.reaction_refusal(user_id=user_id, ref=ref)) is not None:
+        raise refusal
     # The Redis mark also covers a recall that raced the message's own persistence.
     if redis_client.client().exists(redis_client.key("recalled", message_id)) or Message.objects.filter(
             message_id=message_id, recalled=True).exists():

@@ -272,3 +272,18 @@ def test_reaction_racing_its_messages_own_persistence(stack: Stack, db_reader) -
         stack.persist_worker.start()
     db_reader.wait_stored(cid, 2, timeout=60)
     assert reactions_in_history(a, cid, mid) == [{"emoji": THUMBS, "count": 1, "me": False}]
+
+
+def test_a_blocked_user_cannot_react_in_the_blockers_one_to_one() -> None:
+    a, b = register("rbl"), register("rbl")
+    cid = single_cid(a, b)
+    sa, sb = a.ws(), b.ws()
+    mid = sb.ack_for(sb.send_message(cid, "before the block"))["message_id"]
+    assert b.post(f"/api/users/{a.id}/block").status_code == 204
+    r = put(a, mid, THUMBS)
+    assert (r.status_code, r.json()["code"]) == (403, "blocked"), r.text
+    assert refused(sa, {"type": "react", "message_id": mid, "emoji": THUMBS, "op": "add"}) == "blocked"
+    assert no_reaction_push(sb, 0.3)
+    assert put(b, mid, PARTY).status_code == 204  # the blocker still may, as they may still send
+    assert b.delete(f"/api/users/{a.id}/block").status_code == 204
+    assert put(a, mid, THUMBS).status_code == 204
