@@ -32,3 +32,23 @@ def test_react_frame_with_a_bad_field_is_invalid(bad: dict[str, object]) -> None
     with pytest.raises(AppError) as err:
         parse_frame(json.dumps(frame))
     assert err.value.code == "invalid"
+
+
+def test_a_reaction_in_a_large_group_is_one_fan_out_job_not_a_push_per_member(settings) -> None:
+    from groups.selectors import RoutingGroup
+    from messaging.conversations import parse_conversation_id
+    from messaging.logic.routing import _to_every_member
+
+    settings.GOCHAT_LARGE_GROUP_THRESHOLD = 50
+    ref = parse_conversation_id("g_7")
+    assert ref is not None
+    pushes: list = []
+    large: list = []
+    _to_every_member("frame", ref, {7: RoutingGroup(7, 100_000, {})}, pushes, large)
+    assert (pushes, large) == ([], [(7, "frame")])
+    _to_every_member("frame", ref, {7: RoutingGroup(7, 3, dict.fromkeys([1, 2, 3]))}, pushes, large)
+    assert pushes == [("frame", [1, 2, 3], None)]
+    single = parse_conversation_id("s_3_17")
+    assert single is not None
+    _to_every_member("frame", single, {}, pushes, large)
+    assert pushes[-1] == ("frame", [3, 17], None) and len(large) == 1
