@@ -230,9 +230,9 @@ def message_hide(*, user_id: int, message_id: int) -> None:
 
 def _reaction_target(*, user_id: int, message_id: int) -> str:
     """The conversation of a message the user may react to. not_found: unknown, or not
-    readable by them (not in the conversation, or before their group join), as for
-    delete-for-me; forbidden: recalled; blocked or forbidden: the 1:1 send rule. Found in
-    Redis' index before its row is stored."""
+    readable by them (not in the conversation, before their group join, or deleted for
+    them), as for delete-for-me; forbidden: recalled; blocked or forbidden: the 1:1
+    send rule. Found in Redis' index before its row is stored."""
     from gochat_project.infra import redis_client
     from messaging import rules, selectors, sequences
 
@@ -244,7 +244,8 @@ def _reaction_target(*, user_id: int, message_id: int) -> str:
         ref = conversation_check_access(user_id=user_id, conversation_id=conversation_id)
     except AppError as exc:
         raise AppError(NOT_FOUND, "No such message.") from exc
-    if seq <= selectors.history_floor(user_id=user_id, ref=ref):
+    if seq <= selectors.history_floor(user_id=user_id, ref=ref) or HiddenMessage.objects.filter(
+            user_id=user_id, message_id=message_id).exists():  # deleted for them: gone from their view
         raise AppError(NOT_FOUND, "No such message.")
     if (refusal := rules.reaction_refusal(user_id=user_id, ref=ref)) is not None:
         raise refusal

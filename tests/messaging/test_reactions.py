@@ -177,6 +177,9 @@ def test_a_member_cannot_react_to_history_before_their_join() -> None:
     assert (r.status_code, r.json()["code"]) == (404, "not_found"), r.text
     assert put(late, after, THUMBS).status_code == 204
     assert put(early, before, THUMBS).status_code == 204
+    assert early.delete(f"/api/messages/{before}").status_code == 204  # deleted for early only
+    assert put(early, before, PARTY).status_code == 404
+    assert put(owner, before, PARTY).status_code == 204
 
 
 def test_a_recalled_message_loses_its_reactions_and_takes_no_more(db_reader) -> None:
