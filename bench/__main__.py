@@ -10,7 +10,8 @@ Scenarios:
   throughput   1:1, N pairs sending as fast as acks return (window W per sender)
   latency      1:1 at fixed total rates, sends spread evenly with random phase
   connections  idle WebSocket connections on one gateway process: RSS per connection, connect time
-  large-group  a seeded 100,000-member group with K members online: send -> last delivery
+  large-group  a seeded 100,000-member group with K members online: send -> last delivery,
+               then one reaction on a message there -> its last `reaction` push
   baseline     a plain Channels chat (group_send on channels-redis) under the same generator
   kafka-floor  the broker's raw produce -> consume round trip
 Every figure is repeated --repeat times (min/median/max); results are printed as a
@@ -541,6 +542,10 @@ class Bench:
         time.sleep(1)
         sends = self._send_group_messages(owner_token, group.conversation_id, a.group_sends)
         time.sleep(max(5.0, a.group_sends * 3.0))  # a backlog of sends drains at the fan-out worker's pace
+        # Then one reaction on the first measured message: the same chunked fan-out, a
+        # `reaction` frame instead of a `message` (docs/benchmarks.md, "Reaction ...").
+        reacted_at = self._react(owner_token, sends[0][0])
+        time.sleep(5.0)
         stop.set()
         results = [out.get(timeout=120) for _ in procs]
         for p in procs:
@@ -558,8 +563,12 @@ class Bench:
                                 "p50_ms": round((percentile(times, 50) - sent_at) * 1000) if times else None})
         first = per_message[0]
         burst_last = max((m["last_ms"] or 0) for m in per_message)
+        reactions = receipts.get(loadgen.reaction_key(sends[0][0]), [])
         return {"members": a.group_size, "online": online_n, "seed_s": round(seed_s, 1),
                 "single_send_last_ms": first["last_ms"], "single_send_received_by": first["received_by"],
+                "reaction_last_ms": round((max(reactions) - reacted_at) * 1000) if reactions else None,
+                "reaction_p50_ms": round((percentile(reactions, 50) - reacted_at) * 1000) if reactions else None,
+                "reaction_received_by": len(reactions),
                 "sends": len(sends), "burst_last_delivery_ms": burst_last,
                 "all_received": all(m["received_by"] == online_n for m in per_message), "per_message": per_message}
 
@@ -599,6 +608,28 @@ class Bench:
                 for t in times:
                     out.append(((await ack())["message_id"], t))
             return out
+
+        return asyncio.run(run())
+
+    @staticmethod
+    def _react(token: str, message_id: str) -> float:
+        """The owner adds a reaction over its socket; returns when it was sent (monotonic).
+        The owner's own `reaction` push (the acting connection gets one too) is not counted."""
+        import asyncio
+
+        import orjson
+        import websockets
+
+        async def run() -> float:
+            async with websockets.connect(f"{ws_url('tgw1')}?token={token}", max_size=2**22) as ws:
+                t = time.monotonic()
+                await ws.send(orjson.dumps({"type": "react", "message_id": message_id, "emoji": "👍",
+                                            "op": "add"}).decode())
+                while (frame := orjson.loads(await ws.recv()))["type"] not in ("reaction", "error"):
+                    pass
+                if frame["type"] == "error":
+                    raise RuntimeError(f"react refused: {frame}")
+                return t
 
         return asyncio.run(run())
 
@@ -777,6 +808,8 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     chosen = SCENARIOS if not args.scenarios or "all" in args.scenarios else args.scenarios
+    os.environ["GOCHAT_LOGIC_LOOP"] = args.logic_loop  # the stack's processes inherit it
+    progress(f"logic loop: {args.logic_loop}")
     raise_fd_limit()
     bench = Bench(args)
     started = time.monotonic()
@@ -834,6 +867,8 @@ def run_scenario(bench: Bench, name: str) -> dict[str, Any]:
 def print_table(results: dict[str, Any]) -> None:
     s = results["scenarios"]
     rows = []
+    if "args" in results:  # result files before 2026-12-07 ran the native loop
+        rows.append(("logic loop", results["args"].get("logic_loop", "native")))
     if "broker-idle" in s:
         b = s["broker-idle"]
         rows.append(("kafka idle, no clients: CPU % of a core / RSS MiB",
@@ -881,6 +916,9 @@ def print_table(results: dict[str, Any]) -> None:
         rows.append((f"{g['members']}-member group, {g['online']} online: send -> last ms",
                      str(g["single_send_last_ms"])))
         rows.append((f"{g['sends']} sends back to back -> last ms", str(g["burst_last_delivery_ms"])))
+        if g.get("reaction_last_ms") is not None:  # result files before 2026-12-07 have none
+            rows.append(("a reaction there -> last online member ms (received by)",
+                         f"{g['reaction_last_ms']} ({g['reaction_received_by']})"))
     width = max(len(r[0]) for r in rows) if rows else 10
     print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
 

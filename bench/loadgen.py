@@ -218,6 +218,8 @@ async def _listeners_main(url: str, tokens: list[str], ready: Event, go: Event, 
                     frame = orjson.loads(raw)
                     if frame.get("type") == "message":
                         result.receive_times.setdefault(frame["message"]["message_id"], []).append(now)
+                    elif frame.get("type") == "reaction":
+                        result.receive_times.setdefault(reaction_key(frame["message_id"]), []).append(now)
 
     tasks = [asyncio.create_task(listen(ws)) for ws in live]
     while not stop.is_set():
@@ -227,6 +229,11 @@ async def _listeners_main(url: str, tokens: list[str], ready: Event, go: Event, 
         t.cancel()
     await asyncio.gather(*[s.close() for s in live], return_exceptions=True)
     return result
+
+
+def reaction_key(message_id: str) -> str:
+    """receive_times' key for the `reaction` pushes on a message (its `message` pushes: the id)."""
+    return f"reaction:{message_id}"
 
 
 def listeners_worker(url: str, tokens: list[str], ready: Event, go: Event, stop: Event, out: Any,

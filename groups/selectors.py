@@ -101,6 +101,9 @@ def groups_for_routing(*, senders: dict[int, set[int]]) -> dict[int, RoutingGrou
             out[gid] = RoutingGroup(gid, count, {})
         elif count > settings.GOCHAT_LARGE_GROUP_THRESHOLD:
             asked = sorted(senders[gid])
+            if not asked:  # a notice to route (recall, reaction): the fan-out pages the members
+                out[gid] = RoutingGroup(gid, count, {})
+                continue  # HMGET with no field is an error that would fail the batch for good
             pipe.hmget(key, [str(u) for u in asked])
             order.append((gid, asked))
         else:

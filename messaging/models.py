@@ -139,3 +139,28 @@ class SeqConflict(models.Model):
 
     def __str__(self) -> str:
         return f"{self.conversation_id}#{self.seq}: {self.message_id} vs {self.holder_message_id}"
+
+
+class Reaction(models.Model):
+    """One user's emoji on one message (docs/protocol.md, "Reactions"). Keyed by message id
+    only, no foreign key: a reaction may arrive before its message's row is stored (the
+    message is found in Redis' index then)."""
+
+    message_id = models.BigIntegerField()
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    # Binary collation: utf8mb4_general_ci folds case and weighs every emoji outside the
+    # BMP the same, so 👍 and 🎉 would collide on the unique key below.
+    emoji = models.CharField(max_length=32, db_collation="utf8mb4_bin")
+    # The emoji's place on the message (0, 1, …), shared by every row of that emoji and kept
+    # while any is left: "ordered by first use" survives its first user taking it back.
+    position = models.PositiveSmallIntegerField()
+
+    class Meta:
+        db_table = "message_reactions"
+        constraints = [
+            # Counted once per user and emoji; its message_id prefix serves the per-page read.
+            models.UniqueConstraint(fields=["message_id", "user", "emoji"], name="reaction_msg_user_emoji_uniq"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.emoji} by {self.user_id} on {self.message_id}"

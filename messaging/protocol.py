@@ -4,6 +4,7 @@ error code), the error codes with their HTTP statuses, the WebSocket close codes
 the Kafka records of the upstream topic as typed events (encode/decode)."""
 
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -28,6 +29,12 @@ CLIENT_MSG_ID = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")  # \Z: `$` also matches b
 UPLOAD_ID = re.compile(r"\A[0-9a-f]{32}\Z")
 ATTACHMENT_KINDS = frozenset({"image", "file"})  # the kinds whose `extra` may carry an upload_id
 KINDS = frozenset(MessageKind.values)
+MAX_EMOJI_CHARS = 32
+MAX_REACTION_EMOJI = 20  # distinct emoji per message
+REACTION_OPS = frozenset({"add", "remove"})
+# Control (Cc), surrogates (Cs: a lone one cannot be stored as UTF-8) and separators;
+# format characters (Cf) stay: the zero-width joiner builds emoji such as 👨‍👩‍👧.
+_EMOJI_REFUSED_CATEGORIES = frozenset({"Cc", "Cs", "Zs", "Zl", "Zp"})
 
 # Error codes of the protocol, defined once.
 INVALID = "invalid"
@@ -180,6 +187,15 @@ def validate_message_fields(data: dict[str, Any]) -> dict[str, Any]:
             "mentions": _mentions(data.get("mentions"), cmid)}
 
 
+def validate_emoji(emoji: object) -> str:
+    """A reaction's emoji: 1-32 characters, no whitespace or control characters."""
+    if not isinstance(emoji, str) or not 1 <= len(emoji) <= MAX_EMOJI_CHARS:
+        raise AppError(INVALID, f"emoji must be 1-{MAX_EMOJI_CHARS} characters")
+    if any(ch.isspace() or unicodedata.category(ch) in _EMOJI_REFUSED_CATEGORIES for ch in emoji):
+        raise AppError(INVALID, "emoji must not hold whitespace or control characters")
+    return emoji
+
+
 def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
     """Parse and validate one client frame; returns {type, ...normalised fields}."""
     if raw is None:
@@ -218,6 +234,12 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
     if kind == "edit":
         return {"type": "edit", "message_id": _message_id(frame.get("message_id")),
                 "body": validate_edit_body(frame.get("body"))}
+    if kind == "react":
+        op = frame.get("op")
+        if not isinstance(op, str) or op not in REACTION_OPS:
+            raise AppError(INVALID, "op must be add or remove")
+        return {"type": "react", "message_id": _message_id(frame.get("message_id")),
+                "emoji": validate_emoji(frame.get("emoji")), "op": op}
     if not isinstance(kind, str):
         raise AppError(INVALID, "frame needs a string `type`")
     raise AppError(UNKNOWN_TYPE, f"unknown frame type {kind[:32]!r}")
@@ -225,7 +247,7 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
 
 # --- upstream records (gateway -> logic) --------------------------------------------
 # The Kafka wire format stays as it was: a JSON object with short keys, "t" the event
-# type ("send", "read", "recall", "typing", "hide", "edit"). Records written by the previous
+# type ("send", "read", "recall", "typing", "hide", "edit", "react"). Records written by the previous
 # release must stay readable during a rolling upgrade, so encode_upstream writes the same
 # bytes (same keys, same order) and decode_upstream reads them. Code uses these classes.
 
@@ -284,8 +306,20 @@ class HideEvent:
     conn_id: str | None = None
 
 
-UpstreamEvent = SendEvent | ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent
-Notice = ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent  # every event but a send: routed, never stored
+@dataclass(slots=True)
+class ReactionEvent:
+    """A reaction already stored (or removed): logic only routes it."""
+
+    user_id: int
+    conversation_id: str
+    message_id: int
+    emoji: str
+    op: str  # "add" or "remove"
+
+
+UpstreamEvent = SendEvent | ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent | ReactionEvent
+# every event but a send: routed, never stored by logic
+Notice = ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent | ReactionEvent
 
 
 def encode_upstream(event: UpstreamEvent) -> bytes:
@@ -315,6 +349,9 @@ def encode_upstream(event: UpstreamEvent) -> bytes:
         case EditEvent():
             return orjson.dumps({"t": "edit", "cid": event.conversation_id, "mid": str(event.message_id),
                                  "seq": event.seq, "body": event.body, "at": event.edited_at})
+        case ReactionEvent():
+            return orjson.dumps({"t": "react", "uid": event.user_id, "cid": event.conversation_id,
+                                 "mid": str(event.message_id), "e": event.emoji, "op": event.op})
     raise TypeError(f"not an upstream event: {event!r}")
 
 
@@ -339,6 +376,8 @@ def decode_upstream(value: bytes) -> UpstreamEvent | None:
         return HideEvent(int(e["uid"]), e.get("cid"), int(e["mid"]), e.get("conn"))
     if t == "edit":
         return EditEvent(e.get("cid"), int(e["mid"]), int(e["seq"]), str(e["body"]), int(e["at"]))
+    if t == "react":
+        return ReactionEvent(int(e["uid"]), e.get("cid"), int(e["mid"]), str(e["e"]), str(e["op"]))
     return None
 
 

@@ -1,7 +1,7 @@
 """Who may send what where: the one send, attachment and typing policy. Logic applies it
 to every batch it consumes (that is what decides), the REST send view to its one send so a
 bot gets a status instead of a 202 for a send logic would refuse, and the gateway to
-`typing`. A blocked user is stopped here and nowhere else (_single_refusal).
+`typing` and reactions. A blocked user is stopped here and nowhere else (_single_refusal).
 
 Per batch: one MySQL query (senders and peers active, blocks, resends already stored,
 `messaging.selectors.send_checks`), one Redis round trip for the groups, one query for
@@ -194,8 +194,21 @@ def send_refusal(event: SendEvent) -> AppError | None:
 def typing_allowed(*, user_id: int, ref: ConversationRef) -> bool:
     """Whether `typing` from a participant of ref is relayed: not towards someone who
     blocked them or is not active (the 1:1 send rule); always within a group."""
+    return _single_peer_refusal(user_id, ref) is None
+
+
+def reaction_refusal(*, user_id: int, ref: ConversationRef) -> AppError | None:
+    """Why a participant of ref may not react there: in a 1:1, the send rule (blocked by
+    the peer, or the peer not active), so a block silences reaction pushes too; none in
+    a group, where a muted member still reacts (a reaction is not a message)."""
+    problem = _single_peer_refusal(user_id, ref)
+    return AppError(*problem) if problem else None
+
+
+def _single_peer_refusal(user_id: int, ref: ConversationRef) -> tuple[str, str] | None:
+    """The 1:1 send rule towards the peer (one query); None in a group or a self-chat."""
     if ref.kind != "single" or ref.peer_of(user_id) == user_id:
-        return True
+        return None
     peer = ref.peer_of(user_id)
     checks = message_selectors.send_checks(user_ids={user_id, peer}, pairs={(peer, user_id)}, resends=set())
-    return _single_refusal(user_id, ref, checks.active_user_ids | {user_id}, checks.blocks) is None
+    return _single_refusal(user_id, ref, checks.active_user_ids | {user_id}, checks.blocks)

@@ -11,7 +11,7 @@ from accounts.models import Block, User
 from groups.models import GroupMember
 from messaging import sequences
 from messaging.conversations import ConversationRef, group_conversation_id
-from messaging.models import Conversation, ConversationState, HiddenMessage, Message, MessageMention
+from messaging.models import Conversation, ConversationState, HiddenMessage, Message, MessageMention, Reaction
 
 
 def message_to_dict(m: Message) -> dict[str, Any]:
@@ -19,6 +19,26 @@ def message_to_dict(m: Message) -> dict[str, Any]:
             "sender_id": m.sender_id, "kind": m.kind, "body": "" if m.recalled else m.body,
             "extra": {} if m.recalled else m.extra, "client_msg_id": m.client_msg_id, "ts": m.ts,
             "recalled": m.recalled, "edited_at": m.edited_at, "reply_to": m.reply_to, "mentions": m.mentions or []}
+
+
+def reactions_attach(messages: list[dict[str, Any]], *, user_id: int) -> list[dict[str, Any]]:
+    """Set each message object's `reactions` ([{emoji, count, me}], by first use) for the
+    caller, in place; returns the list. One query for the whole page, none for an empty
+    one. A recalled message shows none (also one a reaction raced its recall onto)."""
+    ids = [int(m["message_id"]) for m in messages if not m["recalled"]]
+    found: dict[int, list[dict[str, Any]]] = {}
+    if ids:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT message_id, emoji, COUNT(*), MAX(user_id = %s) FROM {Reaction._meta.db_table} "
+                f"WHERE message_id IN ({', '.join(['%s'] * len(ids))}) "
+                "GROUP BY message_id, emoji ORDER BY MIN(position)",
+                [user_id, *ids])
+            for message_id, emoji, count, me in cursor.fetchall():
+                found.setdefault(int(message_id), []).append({"emoji": emoji, "count": int(count), "me": bool(me)})
+    for m in messages:
+        m["reactions"] = found.get(int(m["message_id"]), [])
+    return messages
 
 
 def history_floor(*, user_id: int, ref: ConversationRef) -> int:
@@ -45,7 +65,7 @@ def conversation_messages(*, user_id: int, ref: ConversationRef, after_seq: int 
     if before_seq is not None:
         rows = list(qs.filter(seq__lt=before_seq).order_by("-seq")[: limit + 1])
         has_more = len(rows) > limit
-        return [message_to_dict(m) for m in reversed(rows[:limit])], has_more
+        return reactions_attach([message_to_dict(m) for m in reversed(rows[:limit])], user_id=user_id), has_more
     rows = list(qs.order_by("seq")[: limit + 1])
     found = {m.seq: message_to_dict(m) for m in rows}
     # Fill from the recent cache: rows still queued for persistence.
@@ -54,7 +74,7 @@ def conversation_messages(*, user_id: int, ref: ConversationRef, after_seq: int 
         if int(m["message_id"]) not in hidden:
             found.setdefault(m["seq"], m)
     ordered = [found[s] for s in sorted(found)]
-    return ordered[:limit], len(ordered) > limit
+    return reactions_attach(ordered[:limit], user_id=user_id), len(ordered) > limit
 
 
 def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
@@ -104,6 +124,7 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
         out.append((pinned_at is not None, pinned_at or 0, summary.last_ts if summary else 0, item))
     # Pinned first (most recently pinned on top), then by the last message's time.
     out.sort(key=lambda row: row[:3], reverse=True)
+    reactions_attach([row[3]["last_message"] for row in out if row[3]["last_message"]], user_id=user_id)
     return [row[3] for row in out]
 
 

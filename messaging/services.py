@@ -9,8 +9,8 @@ from django.db import connection, transaction
 
 from messaging import search
 from messaging.conversations import ConversationRef, parse_conversation_id
-from messaging.models import ConversationState, HiddenMessage, Message, MessageKind
-from messaging.protocol import FORBIDDEN, NOT_FOUND, NOT_MEMBER, AppError
+from messaging.models import ConversationState, HiddenMessage, Message, MessageKind, Reaction
+from messaging.protocol import FORBIDDEN, INVALID, MAX_REACTION_EMOJI, NOT_FOUND, NOT_MEMBER, UNAVAILABLE, AppError
 
 log = logging.getLogger(__name__)
 
@@ -175,6 +175,7 @@ def message_recall(*, message_id: int, conversation_id: str, seq: int) -> None:
 
     redis_client.client().set(redis_client.key("recalled", message_id), "1", ex=RECALL_MARK_TTL_S)
     Message.objects.filter(message_id=message_id).update(recalled=True, body="", extra={})
+    Reaction.objects.filter(message_id=message_id).delete()  # a recalled message loses its reactions
     search.search_index_remove(message_ids=[message_id])
     sequences.recent_mark_recalled(conversation_id, seq, message_id)
     upstream.upstream_recall(conversation_id=conversation_id, message_id=message_id, seq=seq)
@@ -321,6 +322,102 @@ def message_hide(*, user_id: int, message_id: int) -> None:
     HiddenMessage.objects.get_or_create(user_id=user_id, message_id=message_id,
                                         defaults={"conversation_id": conversation_id})
     upstream.upstream_hide(user_id=user_id, conversation_id=conversation_id, message_id=message_id)
+
+
+# --- reactions ---------------------------------------------------------------------
+# Written here, synchronously, by the REST view's thread or the gateway's
+# database_sync_to_async (the socket's event loop never waits on MySQL), as recall is:
+# the caller gets its answer (204, or the error of a refused reaction) from the write
+# itself, and the unique key (message_id, user_id, emoji) makes a repeat a no-op. Logic
+# only routes the push (messaging/logic/routing.py), through the fan-out for large groups.
+
+
+def _reaction_target(*, user_id: int, message_id: int) -> str:
+    """The conversation of a message the user may react to. not_found: unknown, or not
+    readable by them (not in the conversation, before their group join, or deleted for
+    them), as for delete-for-me; forbidden: recalled; blocked or forbidden: the 1:1
+    send rule. Found in Redis' index before its row is stored."""
+    from gochat_project.infra import redis_client
+    from messaging import rules, selectors, sequences
+
+    found = sequences.message_locate(message_id)
+    if found is None:
+        raise AppError(NOT_FOUND, "No such message.")
+    conversation_id, seq, _ = found
+    try:
+        ref = conversation_check_access(user_id=user_id, conversation_id=conversation_id)
+    except AppError as exc:
+        raise AppError(NOT_FOUND, "No such message.") from exc
+    if seq <= selectors.history_floor(user_id=user_id, ref=ref) or HiddenMessage.objects.filter(
+            user_id=user_id, message_id=message_id).exists():  # deleted for them: gone from their view
+        raise AppError(NOT_FOUND, "No such message.")
+    if (refusal := rules.reaction_refusal(user_id=user_id, ref=ref)) is not None:
+        raise refusal
+    # The Redis mark also covers a recall that raced the message's own persistence.
+    if redis_client.client().exists(redis_client.key("recalled", message_id)) or Message.objects.filter(
+            message_id=message_id, recalled=True).exists():
+        raise AppError(FORBIDDEN, "A recalled message takes no reactions.")
+    return conversation_id
+
+
+class _MessageLock:
+    """A MySQL named lock per message: two first uses of new emoji at once must neither both
+    pass the 20-emoji check nor take the same position. Row locks cannot do it: under READ COMMITTED (Django's
+    default on MySQL) InnoDB takes no gap locks, and the message row may not exist yet."""
+
+    TIMEOUT_S = 5
+
+    def __init__(self, message_id: int) -> None:
+        self.name = f"gochat_react_{message_id}"
+
+    def __enter__(self) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT GET_LOCK(%s, %s)", [self.name, self.TIMEOUT_S])
+            if cursor.fetchone()[0] != 1:
+                raise AppError(UNAVAILABLE, "Busy; retry shortly.")
+
+    def __exit__(self, *exc: object) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT RELEASE_LOCK(%s)", [self.name])
+
+
+def reaction_add(*, user_id: int, message_id: int, emoji: str) -> bool:
+    """Add the user's emoji to a message they can read; idempotent. Returns whether it is
+    new (only then is a `reaction` pushed). invalid: a 21st distinct emoji."""
+    from messaging.gateway import upstream
+
+    conversation_id = _reaction_target(user_id=user_id, message_id=message_id)
+    with _MessageLock(message_id):
+        positions = dict(Reaction.objects.filter(message_id=message_id).values_list("emoji", "position").distinct())
+        if emoji not in positions and len(positions) >= MAX_REACTION_EMOJI:
+            raise AppError(INVALID, f"A message takes at most {MAX_REACTION_EMOJI} distinct emoji.")
+        position = positions.get(emoji, max(positions.values(), default=-1) + 1)
+        with connection.cursor() as cursor:
+            cursor.execute("INSERT IGNORE INTO message_reactions (message_id, user_id, emoji, position) "
+                           "VALUES (%s, %s, %s, %s)", [message_id, user_id, emoji, position])
+            added = cursor.rowcount == 1
+    if added:
+        upstream.upstream_reaction(user_id=user_id, conversation_id=conversation_id, message_id=message_id,
+                                   emoji=emoji, op="add")
+    return added
+
+
+def reaction_remove(*, user_id: int, message_id: int, emoji: str) -> bool:
+    """Remove the user's emoji from a message; idempotent. Returns whether there was one."""
+    from messaging.gateway import upstream
+
+    conversation_id = _reaction_target(user_id=user_id, message_id=message_id)
+    removed, _ = Reaction.objects.filter(message_id=message_id, user_id=user_id, emoji=emoji).delete()
+    if removed:
+        upstream.upstream_reaction(user_id=user_id, conversation_id=conversation_id, message_id=message_id,
+                                   emoji=emoji, op="remove")
+    return bool(removed)
+
+
+def reaction_change(*, user_id: int, message_id: int, emoji: str, op: str) -> bool:
+    """`op` "add" or "remove" (validated by protocol); whether anything changed."""
+    change = reaction_add if op == "add" else reaction_remove
+    return change(user_id=user_id, message_id=message_id, emoji=emoji)
 
 
 def conversation_prefs_update(*, user_id: int, conversation_id: str, muted: bool | None = None,

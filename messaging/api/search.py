@@ -80,4 +80,5 @@ class SearchView(APIView):
         rows, has_more = search.messages_search(
             user_id=caller_id(request), query=data["q"], ref=ref,
             before_message_id=paginator.before_message_id(request), limit=data["limit"])
-        return paginator.page_response(request, [selectors.message_to_dict(m) for m in rows], has_more)
+        results = selectors.reactions_attach([selectors.message_to_dict(m) for m in rows], user_id=caller_id(request))
+        return paginator.page_response(request, results, has_more)

@@ -11,5 +11,7 @@ urlpatterns = [
     path("messages/<int:message_id>", views.MessageHideView.as_view()),
     path("messages/<int:message_id>/recall", views.MessageRecallView.as_view()),
     path("messages/<int:message_id>/edit", views.MessageEditView.as_view()),
+    # path: an emoji may hold "/" (sent as %2F, decoded before routing)
+    path("messages/<int:message_id>/reactions/<path:emoji>", views.MessageReactionView.as_view()),
     path("search", search.SearchView.as_view()),
 ]

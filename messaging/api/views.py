@@ -1,6 +1,7 @@
 
 
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
@@ -9,6 +10,7 @@ from rest_framework.views import APIView
 
 from gochat_project.api.caller import caller_id
 from gochat_project.api.fields import StrictIntegerField
+from gochat_project.api.schema import ERROR
 from messaging import conversations, protocol, rules, selectors, services
 from messaging.conversations import ConversationRef
 from messaging.gateway import upstream
@@ -33,6 +35,9 @@ class MessageSerializer(serializers.Serializer):
                                              "seq": serializers.IntegerField(),
                                              "sender_id": serializers.IntegerField()}, allow_null=True)
     mentions = serializers.ListField(child=serializers.IntegerField())
+    reactions = inline_serializer("ReactionSummary", {
+        "emoji": serializers.CharField(), "count": serializers.IntegerField(), "me": serializers.BooleanField()},
+        many=True, help_text="by first use; `me`: the caller reacted")
 
 
 def _access(request: Request, conversation_id: str) -> ConversationRef:
@@ -158,6 +163,29 @@ class MessageHideView(APIView):
     @extend_schema(responses={204: None})
     def delete(self, request: Request, message_id: int) -> Response:
         services.message_hide(user_id=caller_id(request), message_id=message_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# What a schema can say of protocol.validate_emoji (the check): 1-32 characters, none of
+# them whitespace or a control character; "/" and "." left out so that every value is
+# one path segment a client library sends as is.
+EMOJI = OpenApiParameter("emoji", OpenApiTypes.STR, OpenApiParameter.PATH, description="URL-encoded", pattern=(
+    r"^[^\s\x00-\x1f\x7f-\x9f\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000/.]{1,32}$"))
+
+
+class MessageReactionView(APIView):
+    """The caller's reaction on a message: PUT adds, DELETE removes; both idempotent (204)."""
+
+    @extend_schema(request=None, parameters=[EMOJI], responses={204: None})
+    def put(self, request: Request, message_id: int, emoji: str) -> Response:
+        services.reaction_add(user_id=caller_id(request), message_id=message_id,
+                              emoji=protocol.validate_emoji(emoji))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(parameters=[EMOJI], responses={204: None, 400: ERROR})  # 400: a malformed emoji
+    def delete(self, request: Request, message_id: int, emoji: str) -> Response:
+        services.reaction_remove(user_id=caller_id(request), message_id=message_id,
+                                 emoji=protocol.validate_emoji(emoji))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

@@ -315,6 +315,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         (this one included) via logic. No direct answer, as for `recall`."""
         await _edit(self.user_id, frame["message_id"], frame["body"])
 
+    async def on_react(self, frame: dict[str, Any]) -> None:
+        """Add or remove a reaction; no direct answer: the `reaction` push reaches every member
+        device, this one included (none when nothing changed)."""
+        await _react(self.user_id, frame["message_id"], frame["emoji"], frame["op"])
+
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await presence.presence_refresh([(self.user_id, self.conn_id)], RUNTIME.gateway_id)
         await self.send_frame({"type": "pong"})
@@ -347,3 +352,8 @@ def _recall(user_id: int, message_id: int) -> None:
 @database_sync_to_async
 def _edit(user_id: int, message_id: int, body: str) -> None:
     services.message_edit_by_sender(user_id=user_id, message_id=message_id, body=body)
+
+
+@database_sync_to_async
+def _react(user_id: int, message_id: int, emoji: str, op: str) -> None:
+    services.reaction_change(user_id=user_id, message_id=message_id, emoji=emoji, op=op)

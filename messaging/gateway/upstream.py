@@ -12,6 +12,7 @@ from gochat_project.infra import kafka
 from messaging.protocol import (
     EditEvent,
     HideEvent,
+    ReactionEvent,
     ReadEvent,
     RecallEvent,
     SendEvent,
@@ -81,3 +82,9 @@ def upstream_typing(*, user_id: int, conversation_id: str) -> None:
 def upstream_hide(*, user_id: int, conversation_id: str, message_id: int) -> None:
     """Tell the user's other devices that a message was deleted for them."""
     _produce(conversation_id, HideEvent(user_id, conversation_id, message_id))
+
+
+def upstream_reaction(*, user_id: int, conversation_id: str, message_id: int, emoji: str, op: str) -> None:
+    """Ask logic to push a stored reaction change to every member device (chunked in large groups)."""
+    _produce(conversation_id, ReactionEvent(user_id, conversation_id, message_id, emoji, op))
+    _producer().client.flush(5)  # as a recall: the caller's 204 means the push is on its way

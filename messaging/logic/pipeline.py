@@ -46,7 +46,8 @@ def message_payload(send: rules.Send, assigned: sequences.Assigned) -> dict[str,
     return {"message_id": str(assigned.message_id), "conversation_id": assigned.conversation_id,
             "seq": assigned.seq, "sender_id": e.sender_id, "kind": e.kind, "body": e.body,
             "extra": e.extra, "client_msg_id": e.client_msg_id, "ts": assigned.ts, "recalled": False,
-            "edited_at": None, "reply_to": send.reply_to, "mentions": e.mentions}
+            "edited_at": None, "reply_to": send.reply_to, "mentions": e.mentions,
+            "reactions": []}  # as at send time; reads attach the current ones
 
 
 class Pipeline:

@@ -11,8 +11,19 @@ import orjson
 from fanout import presence
 from fanout.downstream import Deliveries
 from groups import selectors as group_selectors
-from messaging.conversations import parse_conversation_id
-from messaging.protocol import AppError, EditEvent, HideEvent, Notice, ReadEvent, RecallEvent, SendEvent, TypingEvent
+from groups.selectors import RoutingGroup
+from messaging.conversations import ConversationRef, parse_conversation_id
+from messaging.protocol import (
+    AppError,
+    EditEvent,
+    HideEvent,
+    Notice,
+    ReactionEvent,
+    ReadEvent,
+    RecallEvent,
+    SendEvent,
+    TypingEvent,
+)
 from messaging.rules import Send
 
 Push = tuple[str, list[int], str | None]  # (frame, recipients, connection to skip)
@@ -60,10 +71,12 @@ def route(sends: list[Send], payloads: list[dict[str, Any]], notices: list[Notic
 
 
 def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[int, str]]) -> None:
-    """Read receipts (the reader's devices, and the peer in 1:1), recalls and edits (everyone)."""
+    """Read receipts (the reader's devices, and the peer in 1:1); recalls, edits and reactions
+    (every member's devices, the acting one included; large groups through the fan-out)."""
     refs = [(n, parse_conversation_id(n.conversation_id)) for n in notices]
-    routed_groups = {ref.group_id: set[int]() for n, ref in refs if ref is not None and ref.group_id is not None
-                     and isinstance(n, RecallEvent | EditEvent | TypingEvent)}
+    routed_groups = {ref.group_id: set[int]() for n, ref in refs
+                     if ref is not None and ref.group_id is not None
+                     and isinstance(n, RecallEvent | EditEvent | TypingEvent | ReactionEvent)}
     groups = group_selectors.groups_for_routing(senders=routed_groups)
     for n, ref in refs:
         if ref is None:
@@ -87,15 +100,24 @@ def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[
                             "message_id": str(n.message_id)})
             pushes.append((frame, [n.user_id], n.conn_id))
         elif isinstance(n, RecallEvent | EditEvent):
-            # Every device of every member, the acting one included; large groups through the fan-out.
-            frame = _frame(_change_frame(n))
-            if ref.kind == "single":
-                pushes.append((frame, sorted(set(ref.user_ids)), None))
-            elif (group := groups.get(ref.group_id)) is not None:  # type: ignore[arg-type]
-                if group.is_large:
-                    large.append((group.group_id, frame))
-                else:
-                    pushes.append((frame, list(group.members), None))
+            _to_every_member(_frame(_change_frame(n)), ref, groups, pushes, large)
+        elif isinstance(n, ReactionEvent):
+            _to_every_member(_frame({"type": "reaction", "conversation_id": ref.conversation_id,
+                                     "message_id": str(n.message_id), "user_id": n.user_id, "emoji": n.emoji,
+                                     "op": n.op}), ref, groups, pushes, large)
+
+
+def _to_every_member(frame: str, ref: ConversationRef, groups: dict[int, RoutingGroup], pushes: list[Push],
+                     large: list[tuple[int, str]]) -> None:
+    """Both users of a 1:1, every member of a small group; a large group's frame goes to the
+    chunked fan-out like a message's (never one record per member). A dissolved group: nobody."""
+    if ref.kind == "single":
+        pushes.append((frame, sorted(set(ref.user_ids)), None))
+    elif (group := groups.get(ref.group_id)) is not None:  # type: ignore[arg-type]
+        if group.is_large:
+            large.append((group.group_id, frame))
+        else:
+            pushes.append((frame, list(group.members), None))
 
 
 def _change_frame(n: RecallEvent | EditEvent) -> dict[str, Any]:

@@ -157,7 +157,7 @@ class Ctx:
         w = self.world
         return {"gid": self.gid, "gcid": f"g_{self.gid}", "pair": single_cid(*w.pair), "me": self.me.id,
                 "target": w.target.id, "owner": w.users["owner"].id, "admin": w.users["admin"].id,
-                "own1": single_cid(self.me, w.target)}
+                "own1": single_cid(self.me, w.target), "emoji": "%F0%9F%91%8D"}  # 👍, URL-encoded
 
 
 def _fresh_name(_: Ctx) -> dict[str, str]:
@@ -258,6 +258,11 @@ REST_MATRIX = [
     Rest("edit-unknown", "POST", "/api/messages/123/edit", (A, 404, 404, 404, 404, 404, A, 404),
          lambda c: {"body": "x"}),
     Rest("hide-owners-message", "DELETE", "/api/messages/{owner_msg}", (A, 404, NC, NC, NC, NC, A, 404)),
+    # Any member who can read the message reacts (muted too: a reaction is not a message).
+    Rest("react-owners-message", "PUT", "/api/messages/{owner_msg}/reactions/{emoji}",
+         (A, 404, NC, NC, NC, NC, A, 404)),
+    Rest("unreact-owners-message", "DELETE", "/api/messages/{owner_msg}/reactions/{emoji}",
+         (A, 404, NC, NC, NC, NC, A, 404)),
     Rest("pin-group", "PATCH", "/api/conversations/{gcid}", (A, NO, NC, NC, NC, NC, A, NO), lambda c: {"pinned": True}),
     Rest("pin-another-pair", "PATCH", "/api/conversations/{pair}", (A, NO, NO, NO, NO, NO, A, NO),
          lambda c: {"pinned": True}),
@@ -381,6 +386,11 @@ WS_MATRIX = [
     Ws("edit-owners-message", lambda w, me: {"type": "edit", "message_id": w.owner_message("ws-edit"), "body": "x"},
        (C401, "error:not_found", "error:forbidden", "error:forbidden", "error:forbidden", "quiet", C403,
         "error:not_found")),
+    Ws("react-unknown", lambda w, me: {"type": "react", "message_id": "123", "emoji": "ok", "op": "add"},
+       (C401,) + ("error:not_found",) * 5 + (C403, "error:not_found")),
+    Ws("react-owners-message", lambda w, me: {"type": "react", "message_id": w.owner_message("ws-react"),
+                                              "emoji": "ok", "op": "add"},
+       (C401, "error:not_found", "quiet", "quiet", "quiet", "quiet", C403, "error:not_found")),
     Ws("send-anothers-upload", lambda w, me: {
         "type": "send", "client_msg_id": uuid.uuid4().hex, "conversation_id": single_cid(me, w.target), "body": "",
         "kind": "image", "extra": {"upload_id": w.sent_upload("pair")}},

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.usefixtures("stack")
 MAX_FRAME_BYTES = 16 * 1024
 FRAMES_PER_SOCKET = 12  # bad frames per socket: well under the 4400 threshold (> 20 in 10 s)
 ERROR_CODES = {"invalid", "not_member", "too_large", "rate_limited", "forbidden", "unknown_type",
-               "not_found"}  # not_found: an `edit` of a message id the user cannot see
+               "not_found"}  # not_found: an `edit` or `react` of a message id the user cannot see
 FUZZ_SETTINGS = settings(max_examples=300, deadline=None, database=None, print_blob=True,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -89,6 +89,11 @@ def typed_frames() -> st.SearchStrategy[dict[str, Any]]:
     edit = st.tuples(_maybe("message_id", st.one_of(st.from_regex(r"\A[0-9]{1,20}\Z"), st.text(max_size=25), wrong)),
                      _maybe("body", st.one_of(st.text(max_size=50), wrong)))
 
+    # A well-formed message id names no message this user can read: not_found at best.
+    react = st.tuples(_maybe("message_id", st.one_of(st.from_regex(r"\A[0-9]{1,20}\Z"), wrong)),
+                      _maybe("emoji", st.one_of(st.text(max_size=40), wrong)),
+                      _maybe("op", st.one_of(st.sampled_from(["add", "remove", "toggle"]), wrong)))
+
     def build(kind: str, parts: tuple[dict[str, Any], ...]) -> dict[str, Any]:
         out: dict[str, Any] = {"type": kind}
         for part in parts:
@@ -96,7 +101,8 @@ def typed_frames() -> st.SearchStrategy[dict[str, Any]]:
         return out
 
     return st.one_of(send.map(lambda p: build("send", p)), sync.map(lambda p: build("sync", p)),
-                     read.map(lambda p: build("read", p)), edit.map(lambda p: build("edit", p)))
+                     read.map(lambda p: build("read", p)), edit.map(lambda p: build("edit", p)),
+                     react.map(lambda p: build("react", p)))
 
 
 def own_frames_with_one_bad_field() -> st.SearchStrategy[dict[str, Any]]:
@@ -134,7 +140,14 @@ def own_frames_with_one_bad_field() -> st.SearchStrategy[dict[str, Any]]:
     sends = st.sampled_from(sorted(bad)).flatmap(lambda f: bad[f].map(lambda v: send(f, v)))
     syncs = bad_cid.map(lambda c: {"type": "sync", "conversation_id": c, "after_seq": 0})
     reads = bad_cid.map(lambda c: {"type": "read", "conversation_id": c, "seq": 0})
-    return st.one_of(sends, syncs, reads)
+    # A reaction with one bad field is refused before its message is looked up.
+    bad_emoji = st.one_of(st.just(""), st.text(min_size=33, max_size=40).filter(lambda t: len(t) > 32),
+                          st.sampled_from(["a b", "\u3000", "x\ty", "\x00", "\x7f", "ok\n", "\u2028"]), not_str)
+    reacts = st.one_of(
+        bad_emoji.map(lambda e: {"type": "react", "message_id": "1", "emoji": e, "op": "add"}),
+        st.one_of(st.text(max_size=8).filter(lambda o: o not in ("add", "remove")), not_str).map(
+            lambda o: {"type": "react", "message_id": "1", "emoji": "ok", "op": o}))
+    return st.one_of(sends, syncs, reads, reacts)
 
 
 def _text(value: Any) -> str:

@@ -9,6 +9,7 @@ import pytest
 from messaging.protocol import (
     EditEvent,
     HideEvent,
+    ReactionEvent,
     ReadEvent,
     RecallEvent,
     SendEvent,
@@ -34,6 +35,9 @@ RECORDS = [
     (b'{"t":"typing","uid":17,"cid":"s_3_17"}', TypingEvent(17, "s_3_17")),
     (b'{"t":"hide","uid":3,"cid":"s_3_17","mid":"7203348511297536001"}',
      HideEvent(3, "s_3_17", 7203348511297536001)),
+    # New in v1.1 (no earlier release wrote it; an earlier logic skips it as unknown):
+    (b'{"t":"react","uid":3,"cid":"g_42","mid":"7203348511297536001","e":"\xf0\x9f\x91\x8d","op":"add"}',
+     ReactionEvent(3, "g_42", 7203348511297536001, "\U0001f44d", "add")),
 ]
 
 
