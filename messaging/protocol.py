@@ -22,6 +22,7 @@ MAX_EXTRA_DEPTH = 16
 MAX_EXTRA_BYTES = 4096
 MAX_SYNC_LIMIT = 200
 MAX_SEQ = 2**53  # what JavaScript clients can hold exactly
+MAX_PRESENCE_IDS = 200  # users one connection may watch (`presence_subscribe`)
 CLIENT_MSG_ID = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")  # \Z: `$` also matches before a final "\n"
 UPLOAD_ID = re.compile(r"\A[0-9a-f]{32}\Z")
 ATTACHMENT_KINDS = frozenset({"image", "file"})  # the kinds whose `extra` may carry an upload_id
@@ -181,6 +182,8 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
         return {"type": "auth", "token": token}
     if kind == "typing":
         return {"type": "typing", "conversation_id": _conversation(frame)}
+    if kind == "presence_subscribe":
+        return {"type": "presence_subscribe", "user_ids": _presence_ids(frame.get("user_ids"))}
     if kind == "recall":
         mid = frame.get("message_id")
         if not isinstance(mid, str) or not (mid.isascii() and mid.isdigit()) or len(mid) > 20:
@@ -189,6 +192,22 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
     if not isinstance(kind, str):
         raise AppError(INVALID, "frame needs a string `type`")
     raise AppError(UNKNOWN_TYPE, f"unknown frame type {kind[:32]!r}")
+
+
+def _presence_ids(value: object) -> list[int]:
+    """The users a `presence_subscribe` names: a list of positive integer ids, duplicates
+    counted once, at most MAX_PRESENCE_IDS of them. An empty list unsubscribes."""
+    if not isinstance(value, list) or not all(_is_int(i) and 0 < i <= MAX_SEQ for i in value):
+        raise AppError(INVALID, "user_ids must be a list of user ids (positive integers)")
+    ids = list(dict.fromkeys(value))
+    if len(ids) > MAX_PRESENCE_IDS:
+        raise AppError(INVALID, f"at most {MAX_PRESENCE_IDS} user ids a connection")
+    return ids
+
+
+def presence_frame(user_id: int, online: bool, last_seen: int | None) -> dict[str, Any]:
+    """The `presence` frame: the answer to a subscribe, and each change after it."""
+    return {"type": "presence", "user_id": user_id, "online": online, "last_seen": last_seen}
 
 
 # --- upstream records (gateway -> logic) --------------------------------------------
@@ -289,8 +308,10 @@ def decode_upstream(value: bytes) -> UpstreamEvent | None:
 # ids, "c": connection ids, "x": connection to skip}. The frame is encoded once, by the
 # producer, and written to the sockets as is. A control item {"k": close code, "u"/"c"}
 # closes those sockets instead (a ban: 4403 on every gateway; a user over the connection
-# cap: 4409 for their oldest sockets). The same short keys as before (in flight during an
-# upgrade); code uses the functions below.
+# cap: 4409 for their oldest sockets). A presence item {"f": frame, "p": user id, "t": ms}
+# goes to the sockets of that gateway that subscribed to user p; "t" (when the change was
+# seen) lets the gateway drop an item older than one it already pushed for p. The same
+# short keys as before (in flight during an upgrade); code uses the functions below.
 
 
 def encode_delivery(frame: str, *, user_ids: list[int] | None = None, conn_ids: list[str] | None = None,
@@ -317,15 +338,23 @@ def encode_close(code: int, *, user_ids: list[int] | None = None,
     return item
 
 
+def encode_presence(frame: str, *, user_id: int, at_ms: int) -> dict[str, Any]:
+    """A presence item: the `presence` frame of user_id, for the sockets watching that user."""
+    return {"f": frame, "p": user_id, "t": at_ms}
+
+
 class Delivery(NamedTuple):
     frame: str | None  # None for a control item
     user_ids: list[int]
     conn_ids: list[str]
     skip_conn: str | None
     close_code: int | None  # a control item: close the targets with it
+    watched: int | None = None  # a presence item: the user whose watchers get the frame
+    at_ms: int = 0  # a presence item: when the change was seen
 
 
 def decode_deliveries(value: bytes) -> list[Delivery]:
     """Each delivery of a record. Raises ValueError on an undecodable record."""
     return [Delivery(d.get("f"), d.get("u", ()), d.get("c", ()), d.get("x"),
-                     int(d["k"]) if "k" in d else None) for d in orjson.loads(value)]
+                     int(d["k"]) if "k" in d else None, int(d["p"]) if "p" in d else None, int(d.get("t", 0)))
+            for d in orjson.loads(value)]
