@@ -92,16 +92,19 @@ def groups_for_routing(*, senders: dict[int, set[int]]) -> dict[int, RoutingGrou
             sizes[gid] = count
     pipe = r.pipeline(transaction=False)
     order: list[tuple[int, list[int] | None]] = []
+    out: dict[int, RoutingGroup] = {}
     for gid, count in sizes.items():
         key = redis_client.group_members_key(gid)
         if count > settings.GOCHAT_LARGE_GROUP_THRESHOLD:
             asked = sorted(senders[gid])
+            if not asked:  # a recall or a rename: the size is all routing needs (an HMGET of no field is an error)
+                out[gid] = RoutingGroup(gid, count, {})
+                continue
             pipe.hmget(key, [str(u) for u in asked])
             order.append((gid, asked))
         else:
             pipe.hgetall(key)
             order.append((gid, None))
-    out: dict[int, RoutingGroup] = {}
     for (gid, senders_asked), result in zip(order, pipe.execute(), strict=True):
         if senders_asked is None:
             members = {int(k): _decode(v) for k, v in result.items()}

@@ -212,7 +212,7 @@ def presence_frame(user_id: int, online: bool, last_seen: int | None) -> dict[st
 
 # --- upstream records (gateway -> logic) --------------------------------------------
 # The Kafka wire format stays as it was: a JSON object with short keys, "t" the event
-# type ("send", "read", "recall", "typing", "hide"). Records written by the previous
+# type ("send", "read", "recall", "typing", "hide", "group": a group renamed). Records written by the previous
 # release must stay readable during a rolling upgrade, so encode_upstream writes the same
 # bytes (same keys, same order) and decode_upstream reads them. Code uses these classes.
 
@@ -258,8 +258,15 @@ class HideEvent:
     conn_id: str | None = None
 
 
-UpstreamEvent = SendEvent | ReadEvent | RecallEvent | TypingEvent | HideEvent
-Notice = ReadEvent | RecallEvent | TypingEvent | HideEvent  # every event but a send: routed, never stored
+@dataclass(slots=True)
+class GroupUpdateEvent:
+    conversation_id: str  # the group's, g_{id}
+    name: str  # the group's new name
+
+
+UpstreamEvent = SendEvent | ReadEvent | RecallEvent | TypingEvent | HideEvent | GroupUpdateEvent
+# every event but a send: routed, never stored
+Notice = ReadEvent | RecallEvent | TypingEvent | HideEvent | GroupUpdateEvent
 
 
 def encode_upstream(event: UpstreamEvent) -> bytes:
@@ -280,6 +287,8 @@ def encode_upstream(event: UpstreamEvent) -> bytes:
         case HideEvent():
             return orjson.dumps({"t": "hide", "uid": event.user_id, "cid": event.conversation_id,
                                  "mid": str(event.message_id)})
+        case GroupUpdateEvent():
+            return orjson.dumps({"t": "group", "cid": event.conversation_id, "name": event.name})
     raise TypeError(f"not an upstream event: {event!r}")
 
 
@@ -300,6 +309,8 @@ def decode_upstream(value: bytes) -> UpstreamEvent | None:
         return TypingEvent(int(e["uid"]), e.get("cid"))
     if t == "hide":
         return HideEvent(int(e["uid"]), e.get("cid"), int(e["mid"]), e.get("conn"))
+    if t == "group":
+        return GroupUpdateEvent(e.get("cid"), str(e["name"]))
     return None
 
 

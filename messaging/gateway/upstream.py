@@ -9,7 +9,16 @@ from typing import Any
 from django.conf import settings
 
 from gochat_project.infra import kafka
-from messaging.protocol import HideEvent, ReadEvent, RecallEvent, SendEvent, TypingEvent, UpstreamEvent, encode_upstream
+from messaging.protocol import (
+    GroupUpdateEvent,
+    HideEvent,
+    ReadEvent,
+    RecallEvent,
+    SendEvent,
+    TypingEvent,
+    UpstreamEvent,
+    encode_upstream,
+)
 
 
 @cache
@@ -64,3 +73,10 @@ def upstream_typing(*, user_id: int, conversation_id: str) -> None:
 def upstream_hide(*, user_id: int, conversation_id: str, message_id: int) -> None:
     """Tell the user's other devices that a message was deleted for them."""
     _produce(conversation_id, HideEvent(user_id, conversation_id, message_id))
+
+
+def upstream_group_update(*, conversation_id: str, name: str) -> None:
+    """Ask logic to push `group_updated` to the group's members (as a recall: small groups
+    from logic, large ones through the chunked fan-out)."""
+    _produce(conversation_id, GroupUpdateEvent(conversation_id, name))
+    _producer().client.flush(5)  # called from a request handler: durable before answering

@@ -12,7 +12,16 @@ from fanout import presence
 from fanout.downstream import Deliveries
 from groups import selectors as group_selectors
 from messaging.conversations import parse_conversation_id
-from messaging.protocol import AppError, HideEvent, Notice, ReadEvent, RecallEvent, SendEvent, TypingEvent
+from messaging.protocol import (
+    AppError,
+    GroupUpdateEvent,
+    HideEvent,
+    Notice,
+    ReadEvent,
+    RecallEvent,
+    SendEvent,
+    TypingEvent,
+)
 from messaging.rules import Send
 
 Push = tuple[str, list[int], str | None]  # (frame, recipients, connection to skip)
@@ -60,10 +69,12 @@ def route(sends: list[Send], payloads: list[dict[str, Any]], notices: list[Notic
 
 
 def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[int, str]]) -> None:
-    """Read receipts (the reader's devices, and the peer in 1:1) and recalls (everyone)."""
+    """Read receipts (the reader's devices, and the peer in 1:1), recalls and group
+    renames (everyone)."""
     refs = [(n, parse_conversation_id(n.conversation_id)) for n in notices]
     routed_groups = {ref.group_id: set[int]() for n, ref in refs
-                     if ref is not None and ref.group_id is not None and isinstance(n, RecallEvent | TypingEvent)}
+                     if ref is not None and ref.group_id is not None
+                     and isinstance(n, RecallEvent | TypingEvent | GroupUpdateEvent)}
     groups = group_selectors.groups_for_routing(senders=routed_groups)
     for n, ref in refs:
         if ref is None:
@@ -91,11 +102,23 @@ def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[
                             "message_id": str(n.message_id), "seq": n.seq})
             if ref.kind == "single":
                 pushes.append((frame, sorted(set(ref.user_ids)), None))
-            elif (group := groups.get(ref.group_id)) is not None:  # type: ignore[arg-type]
-                if group.is_large:
-                    large.append((group.group_id, frame))
-                else:
-                    pushes.append((frame, list(group.members), None))
+            else:
+                _to_group(groups.get(ref.group_id), frame, pushes, large)  # type: ignore[arg-type]
+        elif isinstance(n, GroupUpdateEvent) and ref.group_id is not None:
+            frame = _frame({"type": "group_updated", "group_id": ref.group_id,
+                            "conversation_id": ref.conversation_id, "name": n.name})
+            _to_group(groups.get(ref.group_id), frame, pushes, large)
+
+
+def _to_group(group: group_selectors.RoutingGroup | None, frame: str, pushes: list[Push],
+              large: list[tuple[int, str]]) -> None:
+    """Every member's devices: a small group's from here, a large one's through the fan-out job."""
+    if group is None:  # dissolved or unknown
+        return
+    if group.is_large:
+        large.append((group.group_id, frame))
+    else:
+        pushes.append((frame, list(group.members), None))
 
 
 def _to_users(deliveries: Deliveries, gateways: dict[int, set[str]], frame: str, users: list[int],
