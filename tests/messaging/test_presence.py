@@ -211,3 +211,16 @@ def test_a_reconnect_storm_reaches_the_subscriber_once_per_user(db_reader: Any) 
         went = changes(False)
     assert sorted(went) == sorted(ids), "one offline frame per user"
     assert no_presence_frames(sock, 0.5) == []
+
+
+def test_last_seen_is_stored_in_one_batch_and_never_moves_backwards(db_reader: Any) -> None:
+    """users_last_seen_record: a late batch from a slow gateway must not undo a newer time,
+    and a user never seen before gets the batch's time."""
+    from accounts import selectors as account_selectors
+    from accounts import services as account_services
+
+    with db_reader.access():
+        a, b = bulk_users(2, "pls")
+        account_services.users_last_seen_record(seen={a.id: 2_000, b.id: 1_000})
+        account_services.users_last_seen_record(seen={a.id: 1_500, b.id: 3_000})  # a's is older: kept
+        assert account_selectors.users_last_seen(user_ids=[a.id, b.id, 10**12]) == {a.id: 2_000, b.id: 3_000}
