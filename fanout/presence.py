@@ -10,8 +10,8 @@
   that subscribed to the user's presence (`presence_subscribe`), refreshed by their
   heartbeat, so a dead gateway's interest ages out after the TTL.
 
-Live presence: a user *comes online* when a refresh adds them to `online` (ZADD says
-the member is new) and *goes offline* when their last live connection is removed
+Live presence: a user *comes online* when a refresh finds them absent from `online`
+(or with a score that ran out) and *goes offline* when their last live connection is removed
 (presence_remove) or when their score runs out without a refresh (a crashed gateway:
 presence_sweep claims them). Whoever sees the change publishes it to the gateways in
 the user's `watchers` hash (messaging/gateway/presence_changes.py).
@@ -56,9 +56,12 @@ def _entry(gateway_id: str, expires_at: float) -> str:
 
 async def presence_refresh(connections: Iterable[tuple[int, str]], gateway_id: str) -> set[int]:
     """Write or refresh (user_id, connection_id) pairs of one gateway in one round trip.
-    Returns the users who came online with it (absent from `online` until now)."""
+    Returns the users who came online with it: absent from `online` until now, or present
+    with a score that ran out (a crashed gateway's user the sweep has not claimed yet; a
+    subscriber reading the state then saw them offline, so it must hear they are back)."""
     ttl = settings.GOCHAT_PRESENCE_TTL_S
-    expires_at = time.time() + ttl
+    now = time.time()
+    expires_at = now + ttl
     pipe = redis_client.async_client().pipeline(transaction=False)
     users: dict[int, None] = {}
     for user_id, conn_id in connections:
@@ -68,14 +71,14 @@ async def presence_refresh(connections: Iterable[tuple[int, str]], gateway_id: s
         users[user_id] = None
     if not users:
         return set()
-    # One ZADD per user, not one for all: its reply (1 = a new member) says who came online.
+    # The previous score of each user, then the new one: two commands a user, one round trip.
+    # Users whose gateways all died are left to presence_sweep, which records their last_seen.
     for user_id in users:
+        pipe.zscore(redis_client.online_key(), str(user_id))
         pipe.zadd(redis_client.online_key(), {str(user_id): expires_at})
-    # Users whose every gateway died long ago (no sweeper ran since): keep the set small.
-    pipe.zremrangebyscore(redis_client.online_key(), "-inf", time.time() - ttl)
     replies = await pipe.execute()
-    added = replies[-1 - len(users):-1]  # the ZADDs' replies, between the hash writes and the ZREMRANGEBYSCORE
-    return {user_id for user_id, new in zip(users, added, strict=True) if new}
+    before = replies[-2 * len(users)::2]  # the ZSCOREs' replies, after the hash writes
+    return {user_id for user_id, score in zip(users, before, strict=True) if score is None or score <= now}
 
 
 async def presence_remove(user_id: int, conn_id: str) -> bool:

@@ -224,3 +224,28 @@ def test_last_seen_is_stored_in_one_batch_and_never_moves_backwards(db_reader: A
         account_services.users_last_seen_record(seen={a.id: 2_000, b.id: 1_000})
         account_services.users_last_seen_record(seen={a.id: 1_500, b.id: 3_000})  # a's is older: kept
         assert account_selectors.users_last_seen(user_ids=[a.id, b.id, 10**12]) == {a.id: 2_000, b.id: 3_000}
+
+
+def test_a_user_whose_presence_ran_out_but_was_not_swept_yet_comes_online_again() -> None:
+    """A crashed gateway's user reconnecting elsewhere after the TTL, before a sweep claimed
+    them: subscribers reading the state saw them offline, so the refresh reports them as
+    come online (a plain ZADD's reply would say 'not new' and nobody would hear)."""
+    import asyncio
+
+    from fanout import presence
+    from gochat_project.infra import redis_client
+
+    user_id = 10**12 + int(time.time() * 1000) % 10**6  # no real user: the stack's gateways never hold it
+
+    async def reconnect() -> tuple[set[int], set[int]]:
+        try:
+            await redis_client.async_client().zadd(redis_client.online_key(), {str(user_id): time.time() - 1})
+            came = await presence.presence_refresh([(user_id, "c-stale")], "tgw-test")
+            again = await presence.presence_refresh([(user_id, "c-stale")], "tgw-test")
+            assert await presence.presence_remove(user_id, "c-stale")
+            return came, again
+        finally:
+            redis_client._async_clients.clear()
+
+    came, again = asyncio.run(reconnect())
+    assert came == {user_id} and again == set()
