@@ -15,6 +15,9 @@ class User(AbstractUser):
         validators=[RegexValidator(USERNAME_PATTERN, "3-32 characters of A-Z a-z 0-9 _ . -")],
     )
     nickname = models.CharField(max_length=64, blank=True, default="")
+    # When the user's last device went away (ms since the epoch, as the protocol's times);
+    # null until then. Written by the gateways in batches (accounts.services.users_last_seen_record).
+    last_seen = models.BigIntegerField(null=True, blank=True)
 
     class Meta:
         db_table = "users"

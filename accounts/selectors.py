@@ -18,3 +18,8 @@ def user_is_online(*, user_id: int) -> bool:
     score = redis_client.client().zscore(redis_client.online_key(), user_id)
     return score is not None and score > time.time()
 
+
+
+def users_last_seen(*, user_ids: list[int]) -> dict[int, int | None]:
+    """user id -> last_seen (ms or None) of the users that exist, in one query."""
+    return dict(User.objects.filter(pk__in=user_ids).values_list("id", "last_seen"))

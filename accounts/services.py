@@ -106,3 +106,18 @@ def user_unblock(*, blocker_id: int, blocked_id: int) -> None:
     from accounts.models import Block
 
     Block.objects.filter(blocker_id=blocker_id, blocked_id=blocked_id).delete()
+
+
+def users_last_seen_record(*, seen: dict[int, int]) -> None:
+    """Store user id -> last_seen (ms) for a batch of users who went offline, in one
+    UPDATE: a gateway restart sends thousands at once, one statement per user would queue
+    that many round trips behind each other. A value never moves backwards (a late batch
+    from a slow gateway must not undo a newer one)."""
+    if not seen:
+        return
+    from django.db.models import Case, IntegerField, Value, When
+    from django.db.models.functions import Coalesce, Greatest
+
+    new = Case(*(When(pk=uid, then=Value(ms)) for uid, ms in seen.items()), output_field=IntegerField())
+    User.objects.filter(pk__in=list(seen)).update(
+        last_seen=Greatest(new, Coalesce("last_seen", Value(0))))  # MySQL's GREATEST(x, NULL) is NULL

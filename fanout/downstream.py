@@ -18,7 +18,7 @@ import orjson
 from confluent_kafka import Producer
 
 from gochat_project.infra import kafka
-from messaging.protocol import encode_close, encode_delivery
+from messaging.protocol import encode_close, encode_delivery, encode_presence
 
 
 class Deliveries:
@@ -33,6 +33,10 @@ class Deliveries:
 
     def to_connection(self, gateway_id: str, frame: str, conn_id: str) -> None:
         self._by_gateway[gateway_id].append(encode_delivery(frame, conn_ids=[conn_id]))
+
+    def to_watchers(self, gateway_id: str, frame: str, user_id: int, at_ms: int) -> None:
+        """A `presence` frame of user_id, for that gateway's sockets subscribed to the user."""
+        self._by_gateway[gateway_id].append(encode_presence(frame, user_id=user_id, at_ms=at_ms))
 
     def kick_users(self, gateway_id: str, code: int, user_ids: list[int]) -> None:
         """Close every socket of these users on that gateway with `code`."""
@@ -55,8 +59,8 @@ def _control_producer() -> kafka.ProducerHandle:
 
 
 def control_produce(deliveries: Deliveries, timeout: float = 10.0) -> None:
-    """Produce control records (rare: bans, sockets over the cap) from a gateway or a
-    command, and wait until Kafka holds them."""
+    """Produce control records (bans, sockets over the cap, presence changes) from a
+    gateway or a command, and wait until Kafka holds them."""
     if deliveries:
         producer = _control_producer()
         deliveries.produce(producer.client)

@@ -96,14 +96,11 @@ def groups_for_routing(*, senders: dict[int, set[int]]) -> dict[int, RoutingGrou
     for gid, count in sizes.items():
         key = redis_client.group_members_key(gid)
         if count > settings.GOCHAT_LARGE_GROUP_THRESHOLD and not senders[gid]:
-            # A recall or edit asks for no member (the fan-out pages them); an HMGET of no
+            # A recall, edit, reaction or rename asks for no member (the fan-out pages them); an HMGET of no
             # field is a Redis error, which failed logic's batch again on every retry.
             out[gid] = RoutingGroup(gid, count, {})
         elif count > settings.GOCHAT_LARGE_GROUP_THRESHOLD:
             asked = sorted(senders[gid])
-            if not asked:  # a notice to route (recall, reaction): the fan-out pages the members
-                out[gid] = RoutingGroup(gid, count, {})
-                continue  # HMGET with no field is an error that would fail the batch for good
             pipe.hmget(key, [str(u) for u in asked])
             order.append((gid, asked))
         else:

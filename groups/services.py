@@ -58,13 +58,18 @@ def group_create(*, owner_id: int, name: str, member_ids: list[int]) -> Group:
 
 def group_update(*, actor_id: int, group: Group, name: str | None = None) -> Group:
     """Rename (owner or admin); an absent field is left as is. Logic's cache holds no
-    names, so nothing is invalidated: readers take the name from MySQL."""
+    names, so nothing is invalidated: readers take the name from MySQL. Every member's
+    devices get `group_updated` (through logic, after the commit)."""
+    from messaging.gateway import upstream
+
     _require_role(group, actor_id, {Role.OWNER, Role.ADMIN})
     if name is None:
         return group
     if not Group.objects.filter(pk=group.pk, dissolved=False).update(name=name):
         raise NotFound("No such group.")  # dissolved since it was read
     group.name = name
+    conversation_id = group.conversation_id
+    transaction.on_commit(lambda: upstream.upstream_group_update(conversation_id=conversation_id, name=name))
     return group
 
 

@@ -25,6 +25,7 @@ MAX_SYNC_LIMIT = 200
 MAX_MENTIONS = 50  # user ids a send may mention
 MAX_USER_ID = 2**63 - 1  # a BIGINT: larger ids name nobody and would not fit the mention table
 MAX_SEQ = 2**53  # what JavaScript clients can hold exactly
+MAX_PRESENCE_IDS = 200  # users one connection may watch (`presence_subscribe`)
 CLIENT_MSG_ID = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")  # \Z: `$` also matches before a final "\n"
 UPLOAD_ID = re.compile(r"\A[0-9a-f]{32}\Z")
 ATTACHMENT_KINDS = frozenset({"image", "file"})  # the kinds whose `extra` may carry an upload_id
@@ -229,6 +230,8 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
         return {"type": "auth", "token": token}
     if kind == "typing":
         return {"type": "typing", "conversation_id": _conversation(frame)}
+    if kind == "presence_subscribe":
+        return {"type": "presence_subscribe", "user_ids": _presence_ids(frame.get("user_ids"))}
     if kind == "recall":
         return {"type": "recall", "message_id": _message_id(frame.get("message_id"))}
     if kind == "edit":
@@ -245,9 +248,26 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
     raise AppError(UNKNOWN_TYPE, f"unknown frame type {kind[:32]!r}")
 
 
+def _presence_ids(value: object) -> list[int]:
+    """The users a `presence_subscribe` names: a list of positive integer ids, duplicates
+    counted once, at most MAX_PRESENCE_IDS of them. An empty list unsubscribes."""
+    if not isinstance(value, list) or not all(_is_int(i) and 0 < i <= MAX_SEQ for i in value):
+        raise AppError(INVALID, "user_ids must be a list of user ids (positive integers)")
+    ids = list(dict.fromkeys(value))
+    if len(ids) > MAX_PRESENCE_IDS:
+        raise AppError(INVALID, f"at most {MAX_PRESENCE_IDS} user ids a connection")
+    return ids
+
+
+def presence_frame(user_id: int, online: bool, last_seen: int | None) -> dict[str, Any]:
+    """The `presence` frame: the answer to a subscribe, and each change after it."""
+    return {"type": "presence", "user_id": user_id, "online": online, "last_seen": last_seen}
+
+
 # --- upstream records (gateway -> logic) --------------------------------------------
 # The Kafka wire format stays as it was: a JSON object with short keys, "t" the event
-# type ("send", "read", "recall", "typing", "hide", "edit", "react"). Records written by the previous
+# type ("send", "read", "recall", "typing", "hide", "edit", "react", "group": a group
+# renamed). Records written by the previous
 # release must stay readable during a rolling upgrade, so encode_upstream writes the same
 # bytes (same keys, same order) and decode_upstream reads them. Code uses these classes.
 
@@ -317,9 +337,16 @@ class ReactionEvent:
     op: str  # "add" or "remove"
 
 
-UpstreamEvent = SendEvent | ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent | ReactionEvent
+@dataclass(slots=True)
+class GroupUpdateEvent:
+    conversation_id: str  # the group's, g_{id}
+    name: str  # the group's new name
+
+
+UpstreamEvent = (SendEvent | ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent | ReactionEvent
+                 | GroupUpdateEvent)
 # every event but a send: routed, never stored by logic
-Notice = ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent | ReactionEvent
+Notice = ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent | ReactionEvent | GroupUpdateEvent
 
 
 def encode_upstream(event: UpstreamEvent) -> bytes:
@@ -352,6 +379,8 @@ def encode_upstream(event: UpstreamEvent) -> bytes:
         case ReactionEvent():
             return orjson.dumps({"t": "react", "uid": event.user_id, "cid": event.conversation_id,
                                  "mid": str(event.message_id), "e": event.emoji, "op": event.op})
+        case GroupUpdateEvent():
+            return orjson.dumps({"t": "group", "cid": event.conversation_id, "name": event.name})
     raise TypeError(f"not an upstream event: {event!r}")
 
 
@@ -378,6 +407,8 @@ def decode_upstream(value: bytes) -> UpstreamEvent | None:
         return EditEvent(e.get("cid"), int(e["mid"]), int(e["seq"]), str(e["body"]), int(e["at"]))
     if t == "react":
         return ReactionEvent(int(e["uid"]), e.get("cid"), int(e["mid"]), str(e["e"]), str(e["op"]))
+    if t == "group":
+        return GroupUpdateEvent(e.get("cid"), str(e["name"]))
     return None
 
 
@@ -386,8 +417,10 @@ def decode_upstream(value: bytes) -> UpstreamEvent | None:
 # ids, "c": connection ids, "x": connection to skip}. The frame is encoded once, by the
 # producer, and written to the sockets as is. A control item {"k": close code, "u"/"c"}
 # closes those sockets instead (a ban: 4403 on every gateway; a user over the connection
-# cap: 4409 for their oldest sockets). The same short keys as before (in flight during an
-# upgrade); code uses the functions below.
+# cap: 4409 for their oldest sockets). A presence item {"f": frame, "p": user id, "t": ms}
+# goes to the sockets of that gateway that subscribed to user p; "t" (when the change was
+# seen) lets the gateway drop an item older than one it already pushed for p. The same
+# short keys as before (in flight during an upgrade); code uses the functions below.
 
 
 def encode_delivery(frame: str, *, user_ids: list[int] | None = None, conn_ids: list[str] | None = None,
@@ -414,15 +447,25 @@ def encode_close(code: int, *, user_ids: list[int] | None = None,
     return item
 
 
+def encode_presence(frame: str, *, user_id: int, at_ms: int) -> dict[str, Any]:
+    """A presence item: the `presence` frame of user_id, for the sockets watching that user."""
+    return {"f": frame, "p": user_id, "t": at_ms}
+
+
 class Delivery(NamedTuple):
     frame: str | None  # None for a control item
     user_ids: list[int]
     conn_ids: list[str]
     skip_conn: str | None
     close_code: int | None  # a control item: close the targets with it
+    watched: int | None = None  # a presence item: the user whose watchers get the frame
+    at_ms: int = 0  # a presence item: when the change was seen
 
 
 def decode_deliveries(value: bytes) -> list[Delivery]:
     """Each delivery of a record. Raises ValueError on an undecodable record."""
+    # Every pushed message passes here on the gateway: the presence fields cost two dict
+    # lookups, no conversion (our own producers write them as integers).
     return [Delivery(d.get("f"), d.get("u", ()), d.get("c", ()), d.get("x"),
-                     int(d["k"]) if "k" in d else None) for d in orjson.loads(value)]
+                     int(d["k"]) if "k" in d else None, d.get("p"), d.get("t", 0))
+            for d in orjson.loads(value)]

@@ -84,8 +84,10 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
     states = {cid: read_seq for cid, read_seq, _, _ in state_rows}
     prefs = {cid: (muted, pinned_at) for cid, _, muted, pinned_at in state_rows}
     singles = [c for c in states if c.startswith("s_")]
-    memberships = dict(GroupMember.objects.filter(user_id=user_id, group__dissolved=False)
-                       .values_list("group_id", "joined_seq"))
+    membership_rows = GroupMember.objects.filter(user_id=user_id, group__dissolved=False).values_list(
+        "group_id", "joined_seq", "group__name")  # the name rides on the join already made for `dissolved`
+    memberships = {gid: joined for gid, joined, _ in membership_rows}
+    group_names = {group_conversation_id(gid): name for gid, _, name in membership_rows}
     groups = {group_conversation_id(gid): joined for gid, joined in memberships.items()}
     ids = singles + list(groups)
     summaries = {c.conversation_id: c for c in Conversation.objects.filter(conversation_id__in=ids)}
@@ -99,6 +101,7 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
     # Only conversations with unread messages can have unread mentions: mostly none, then no query.
     mentions = mentions_unread(user_id=user_id, read_seqs={cid: r for cid, r in read_seqs.items()
                                                            if max_seqs[cid] > r})
+    peer_nicknames = _peer_nicknames(singles)
     out: list[tuple[bool, int, int, dict[str, Any]]] = []
     for cid in ids:
         summary = summaries.get(cid)
@@ -117,8 +120,10 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
         if cid.startswith("s_"):
             a, b = (int(x) for x in cid[2:].split("_"))
             item["peer_id"] = b if a == user_id else a
+            item["peer_nickname"] = peer_nicknames.get(item["peer_id"], "")
         else:
             item["group_id"] = int(cid[2:])
+            item["group_name"] = group_names[cid]
         muted, pinned_at = prefs.get(cid, (False, None))
         item["muted"], item["pinned"] = muted, pinned_at is not None
         out.append((pinned_at is not None, pinned_at or 0, summary.last_ts if summary else 0, item))
@@ -126,6 +131,17 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
     out.sort(key=lambda row: row[:3], reverse=True)
     reactions_attach([row[3]["last_message"] for row in out if row[3]["last_message"]], user_id=user_id)
     return [row[3] for row in out]
+
+
+def _peer_nicknames(singles: list[str]) -> dict[int, str]:
+    """user id -> nickname of the caller's 1:1 peers (the caller too: notes-to-self), one
+    query; none when there is no 1:1. A blank nickname (users made by commands or the
+    admin) shows the username, as registration stores it."""
+    if not singles:
+        return {}
+    ids = {int(x) for cid in singles for x in cid[2:].split("_")}
+    return {uid: nickname or username for uid, nickname, username
+            in User.objects.filter(pk__in=ids).values_list("id", "nickname", "username")}
 
 
 def _last_visible(user_id: int, conversation_id: str) -> Message | None:

@@ -19,9 +19,10 @@ class UserSerializer(serializers.ModelSerializer):
 
 class UserDetailSerializer(UserSerializer):
     online = serializers.BooleanField()
+    last_seen = serializers.IntegerField(allow_null=True, help_text="ms: when the user's last device went away")
 
     class Meta(UserSerializer.Meta):
-        fields = ["id", "username", "nickname", "online"]
+        fields = ["id", "username", "nickname", "online", "last_seen"]
 
 
 def password_field(*, write_only: bool = False) -> StrictCharField:

@@ -128,7 +128,7 @@ class UserDetailView(APIView):
         user = generics.get_object_or_404(User, pk=user_id)
         # UserDetailSerializer's shape; `online` lives in Redis, not on the model.
         return Response({**serializers.UserSerializer(user).data,
-                         "online": selectors.user_is_online(user_id=user.pk)})
+                         "online": selectors.user_is_online(user_id=user.pk), "last_seen": user.last_seen})
 
 
 class BlockView(APIView):

@@ -147,6 +147,11 @@ def online_key() -> str:
     return key("online")
 
 
+def watchers_key(user_id: int) -> str:
+    """The gateways with sockets subscribed to this user's presence (fanout/presence.py)."""
+    return key("watchers", user_id)
+
+
 def group_tag(group_id: int) -> str:
     return f"{{g{group_id}}}"
 

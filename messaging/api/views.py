@@ -55,6 +55,7 @@ class ConversationListView(APIView):
     @extend_schema(responses=inline_serializer("Conversation", {
         "conversation_id": serializers.CharField(), "kind": serializers.ChoiceField(choices=["single", "group"]),
         "peer_id": serializers.IntegerField(required=False), "group_id": serializers.IntegerField(required=False),
+        "peer_nickname": serializers.CharField(required=False), "group_name": serializers.CharField(required=False),
         "max_seq": serializers.IntegerField(), "read_seq": serializers.IntegerField(),
         "unread": serializers.IntegerField(), "unread_mentions": serializers.IntegerField(),
         "muted": serializers.BooleanField(),

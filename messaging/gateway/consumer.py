@@ -23,6 +23,7 @@ from redis.exceptions import RedisError
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
+from accounts import selectors as account_selectors
 from accounts.models import User
 from fanout import presence
 from fanout.downstream import Deliveries, control_produce
@@ -132,7 +133,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         metrics.CONNECTIONS.set(RUNTIME.connections.count())
         self._log_access("open", None, user_id)
         try:
-            await presence.presence_refresh([(user_id, self.conn_id)], RUNTIME.gateway_id)
+            await RUNTIME.presence_write([(user_id, self.conn_id)])
             await self._enforce_connection_limit()
         except BACKING_STORE_ERRORS as exc:
             # Without presence nothing would be pushed here: ask the client to come back.
@@ -198,7 +199,8 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         RUNTIME.connections.remove(self.user_id, self)
         metrics.CONNECTIONS.set(RUNTIME.connections.count())
         try:
-            await presence.presence_remove(self.user_id, self.conn_id)
+            if await presence.presence_remove(self.user_id, self.conn_id):
+                RUNTIME.presence_changes.note(self.user_id, False, int(time.time() * 1000))
         except Exception:
             log.exception("presence cleanup failed; the entry expires with its TTL")
 
@@ -321,8 +323,21 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         await _react(self.user_id, frame["message_id"], frame["emoji"], frame["op"])
 
     async def on_ping(self, frame: dict[str, Any]) -> None:
-        await presence.presence_refresh([(self.user_id, self.conn_id)], RUNTIME.gateway_id)
+        await RUNTIME.presence_write([(self.user_id, self.conn_id)])
         await self.send_frame({"type": "pong"})
+
+    async def on_presence_subscribe(self, frame: dict[str, Any]) -> None:
+        """Watch these users (replacing what this socket watched): one `presence` frame per
+        id at once, then one per change (messaging/gateway/presence_changes.py). Interest is
+        registered in Redis before the state is read, so a change in between is not missed
+        (at worst a subscriber gets the same state twice)."""
+        user_ids: list[int] = frame["user_ids"]
+        new = RUNTIME.connections.watch(self, user_ids)
+        await presence.watchers_register(new, RUNTIME.gateway_id)
+        online = await presence.online_states(user_ids)
+        last_seen = await _users_last_seen(user_ids)
+        for user_id in user_ids:
+            await self.send_frame(protocol.presence_frame(user_id, user_id in online, last_seen.get(user_id)))
 
 
 @database_sync_to_async
@@ -342,6 +357,11 @@ def _read(user_id: int, conversation_id: str, seq: int) -> int:
 def _typing_allowed(user_id: int, conversation_id: str) -> bool:
     ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
     return rules.typing_allowed(user_id=user_id, ref=ref)
+
+
+@database_sync_to_async
+def _users_last_seen(user_ids: list[int]) -> dict[int, int | None]:
+    return account_selectors.users_last_seen(user_ids=user_ids)
 
 
 @database_sync_to_async

@@ -72,20 +72,23 @@ class DownstreamListener(threading.Thread):
             except (ValueError, KeyError, TypeError, AttributeError):
                 log.error("undecodable downstream record dropped")
                 continue
-            for frame, user_ids, conn_ids, skip, close_code in deliveries:
+            for d in deliveries:
                 targets: list[Socket] = []
-                for user_id in user_ids:
-                    targets.extend(s for cid, s in self.connections.by_user.get(user_id, {}).items() if cid != skip)
-                for conn_id in conn_ids:
+                if d.watched is not None:  # a presence change: the sockets subscribed to that user
+                    targets = self.connections.presence_targets(d.watched, d.at_ms)
+                for user_id in d.user_ids:
+                    targets.extend(s for cid, s in self.connections.by_user.get(user_id, {}).items()
+                                   if cid != d.skip_conn)
+                for conn_id in d.conn_ids:
                     if (s := self.connections.by_conn.get(conn_id)) is not None:
                         targets.append(s)
-                if close_code is not None:  # control: close them (a ban, the connection cap)
+                if d.close_code is not None:  # control: close them (a ban, the connection cap)
                     for socket in targets:
-                        await socket.close(code=close_code)
+                        await socket.close(code=d.close_code)
                     continue
-                assert frame is not None
+                assert d.frame is not None
                 for socket in targets:
-                    await socket.push(frame)
+                    await socket.push(d.frame)
 
     @staticmethod
     def _end_offset(consumer: Consumer, topic: str, partition: int) -> int:

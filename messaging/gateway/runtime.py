@@ -15,10 +15,14 @@ from django.conf import settings
 from fanout import presence
 from messaging import protocol
 from messaging.gateway.listener import DownstreamListener
+from messaging.gateway.presence_changes import PresenceChanges
 
 log = logging.getLogger(__name__)
 
 PRESENCE_CHECK_S = 1.0  # how soon presence is written again after Redis lost it
+# How often each gateway sweeps `online` for users whose presence ran out (their gateway
+# crashed): a crash is seen within GOCHAT_PRESENCE_TTL_S + this. One Redis call a second.
+PRESENCE_SWEEP_S = 1.0
 BUCKET_PRUNE_S = 60.0  # how often the send buckets of users gone quiet are dropped
 
 
@@ -31,11 +35,15 @@ class Socket(Protocol):
 
 
 class LocalConnections:
-    """The sockets of this gateway process, by user id and by connection id."""
+    """The sockets of this gateway process, by user id and by connection id, and which
+    of them watch whose presence (`presence_subscribe`)."""
 
     def __init__(self) -> None:
         self.by_user: dict[int, dict[str, Socket]] = defaultdict(dict)
         self.by_conn: dict[str, Socket] = {}
+        self.watching: dict[int, dict[str, Socket]] = {}  # watched user -> subscribed sockets
+        self.watched_by: dict[str, list[int]] = {}  # connection -> the users it watches
+        self.presence_at: dict[int, int] = {}  # watched user -> `t` (ms) of the last change pushed
 
     def add(self, user_id: int, socket: Socket) -> None:
         self.by_user[user_id][socket.conn_id] = socket
@@ -43,11 +51,43 @@ class LocalConnections:
 
     def remove(self, user_id: int, socket: Socket) -> None:
         self.by_conn.pop(socket.conn_id, None)
+        self.unwatch(socket.conn_id)
         conns = self.by_user.get(user_id)
         if conns is not None:
             conns.pop(socket.conn_id, None)
             if not conns:
                 del self.by_user[user_id]
+
+    def watch(self, socket: Socket, user_ids: list[int]) -> list[int]:
+        """Replace the socket's watched set; returns the users no socket here watched before
+        (this gateway must register its interest in them)."""
+        self.unwatch(socket.conn_id)
+        new = [u for u in user_ids if u not in self.watching]
+        for u in user_ids:
+            self.watching.setdefault(u, {})[socket.conn_id] = socket
+        if user_ids:
+            self.watched_by[socket.conn_id] = user_ids
+        return new
+
+    def unwatch(self, conn_id: str) -> None:
+        """Drop a socket's subscriptions. The gateway's interest in Redis is left to age out
+        (the heartbeat stops refreshing it): a change arriving meanwhile reaches nobody here."""
+        for u in self.watched_by.pop(conn_id, ()):
+            subs = self.watching.get(u)
+            if subs is not None:
+                subs.pop(conn_id, None)
+                if not subs:
+                    del self.watching[u]
+                    self.presence_at.pop(u, None)
+
+    def presence_targets(self, user_id: int, at_ms: int) -> list[Socket]:
+        """The sockets watching user_id, for a change seen at at_ms; none when a later change
+        of that user was already pushed (two gateways' records may arrive out of order)."""
+        subs = self.watching.get(user_id)
+        if not subs or at_ms < self.presence_at.get(user_id, 0):
+            return []
+        self.presence_at[user_id] = at_ms
+        return list(subs.values())
 
     def pairs(self) -> list[tuple[int, str]]:
         return [(uid, cid) for uid, conns in self.by_user.items() for cid in conns]
@@ -91,6 +131,7 @@ class GatewayRuntime:
         self.send_buckets: dict[int, TokenBucket] = {}  # user id -> its sends on this gateway
         self.listener: DownstreamListener | None = None
         self.typing_at: dict[tuple[int, str], float] = {}
+        self.presence_changes = PresenceChanges()
         self._background: set[asyncio.Future[Any]] = set()
 
     async def ensure_started(self) -> None:
@@ -102,6 +143,8 @@ class GatewayRuntime:
             self.listener.start()
             self._keep(loop.create_task(self._heartbeat()))
             self._keep(loop.create_task(self._prune_send_buckets()))
+            self._keep(loop.create_task(self.presence_changes.run()))
+            self._keep(loop.create_task(self._sweep_presence()))
             self._install_drain()
         if not self.listener.ready.is_set():
             await asyncio.get_running_loop().run_in_executor(None, self.listener.ready.wait, 30)
@@ -127,7 +170,8 @@ class GatewayRuntime:
                 due = time.monotonic() - refreshed >= settings.GOCHAT_HEARTBEAT_S
                 if not due and await presence.gateway_stats_present(self.gateway_id):
                     continue
-                await presence.presence_refresh(self.connections.pairs(), self.gateway_id)
+                await self.presence_write(self.connections.pairs())
+                await presence.watchers_register(self.connections.watching, self.gateway_id)
                 await presence.gateway_stats_write(self.gateway_id, self.connections.count(),
                                                    len(self.connections.by_user))
                 refreshed = time.monotonic()
@@ -138,6 +182,26 @@ class GatewayRuntime:
                 if not failing:  # once per outage, not once a second
                     log.exception("presence heartbeat failed; retrying every %.0f s", PRESENCE_CHECK_S)
                 failing = True
+
+    async def presence_write(self, pairs: list[tuple[int, str]]) -> None:
+        """Write or refresh these (user, connection) pairs; the users it brought online
+        (a first connect, or back after a sweep) are announced to their watchers."""
+        for user_id in await presence.presence_refresh(pairs, self.gateway_id):
+            self.presence_changes.note(user_id, True)
+
+    async def _sweep_presence(self) -> None:
+        """Announce users whose presence ran out without a disconnect (a crashed gateway).
+        Every gateway sweeps; Redis hands each user to one of them. Keyspace notifications
+        were the other way: they need `notify-keyspace-events` on the server (often locked
+        on managed Redis), one subscription per node of a cluster, and are lost when no
+        subscriber listens at that instant; a sweep of the `online` index has none of that."""
+        while True:
+            await asyncio.sleep(PRESENCE_SWEEP_S)
+            try:
+                for user_id, last_seen in (await presence.presence_sweep()).items():
+                    self.presence_changes.note(user_id, False, last_seen)
+            except Exception:
+                log.warning("presence sweep failed; retrying in %.0f s", PRESENCE_SWEEP_S, exc_info=True)
 
     def _install_drain(self) -> None:
         """On SIGTERM/SIGINT close every socket with 1012 so clients reconnect elsewhere and sync

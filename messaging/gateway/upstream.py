@@ -11,6 +11,7 @@ from django.conf import settings
 from gochat_project.infra import kafka
 from messaging.protocol import (
     EditEvent,
+    GroupUpdateEvent,
     HideEvent,
     ReactionEvent,
     ReadEvent,
@@ -88,3 +89,10 @@ def upstream_reaction(*, user_id: int, conversation_id: str, message_id: int, em
     """Ask logic to push a stored reaction change to every member device (chunked in large groups)."""
     _produce(conversation_id, ReactionEvent(user_id, conversation_id, message_id, emoji, op))
     _producer().client.flush(5)  # as a recall: the caller's 204 means the push is on its way
+
+
+def upstream_group_update(*, conversation_id: str, name: str) -> None:
+    """Ask logic to push `group_updated` to the group's members (as a recall: small groups
+    from logic, large ones through the chunked fan-out)."""
+    _produce(conversation_id, GroupUpdateEvent(conversation_id, name))
+    _producer().client.flush(5)  # called from a request handler: durable before answering

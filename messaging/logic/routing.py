@@ -16,6 +16,7 @@ from messaging.conversations import ConversationRef, parse_conversation_id
 from messaging.protocol import (
     AppError,
     EditEvent,
+    GroupUpdateEvent,
     HideEvent,
     Notice,
     ReactionEvent,
@@ -71,12 +72,12 @@ def route(sends: list[Send], payloads: list[dict[str, Any]], notices: list[Notic
 
 
 def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[int, str]]) -> None:
-    """Read receipts (the reader's devices, and the peer in 1:1); recalls, edits and reactions
+    """Read receipts (the reader's devices, and the peer in 1:1); recalls, edits, reactions and group renames
     (every member's devices, the acting one included; large groups through the fan-out)."""
     refs = [(n, parse_conversation_id(n.conversation_id)) for n in notices]
     routed_groups = {ref.group_id: set[int]() for n, ref in refs
                      if ref is not None and ref.group_id is not None
-                     and isinstance(n, RecallEvent | EditEvent | TypingEvent | ReactionEvent)}
+                     and isinstance(n, RecallEvent | EditEvent | TypingEvent | ReactionEvent | GroupUpdateEvent)}
     groups = group_selectors.groups_for_routing(senders=routed_groups)
     for n, ref in refs:
         if ref is None:
@@ -105,6 +106,10 @@ def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[
             _to_every_member(_frame({"type": "reaction", "conversation_id": ref.conversation_id,
                                      "message_id": str(n.message_id), "user_id": n.user_id, "emoji": n.emoji,
                                      "op": n.op}), ref, groups, pushes, large)
+        elif isinstance(n, GroupUpdateEvent) and ref.group_id is not None:
+            _to_every_member(_frame({"type": "group_updated", "group_id": ref.group_id,
+                                     "conversation_id": ref.conversation_id, "name": n.name}), ref, groups, pushes,
+                             large)
 
 
 def _to_every_member(frame: str, ref: ConversationRef, groups: dict[int, RoutingGroup], pushes: list[Push],

@@ -157,9 +157,14 @@ def test_presence_group_cache_recent_cache_and_django_cache_on_the_cluster(on_cl
     users = list(range(900_000, 900_200))
 
     async def connect_all() -> None:
-        await presence.presence_refresh([(u, f"c{u}") for u in users], "gwA")
-        await presence.presence_remove(users[0], f"c{users[0]}")
+        assert await presence.presence_refresh([(u, f"c{u}") for u in users], "gwA") == set(users)
+        assert await presence.presence_remove(users[0], f"c{users[0]}")
         await presence.gateway_stats_write("gwA", 199, 199)
+        # Live presence: interest per watched user (keys on many slots), the online states, the sweep.
+        await presence.watchers_register(users[:100], "gwB")
+        assert await presence.watchers_of(users[90:110]) == {u: ["gwB"] for u in users[90:100]}
+        assert await presence.online_states(users[:3]) == set(users[1:3])
+        assert await presence.presence_sweep() == {}  # nobody's presence ran out
 
     asyncio.run(connect_all())
     redis_client._async_clients.clear()

@@ -399,6 +399,9 @@ WS_MATRIX = [
        (C401,) + ("auth_ok",) * 5 + (C403, "auth_ok")),
     Ws("auth-anothers-token", lambda w, me: {"type": "auth", "token": access_token(w.target.id, expires_in=3600)[0]},
        (C401,) + ("error:invalid",) * 5 + (C403, "error:invalid")),
+    # Presence is as visible as GET /api/users/{id}'s `online`: any signed-in user may watch anyone.
+    Ws("presence_subscribe-anyone", lambda w, me: {"type": "presence_subscribe", "user_ids": [w.target.id]},
+       (C401,) + ("presence",) * 5 + (C403, "presence")),
     Ws("unknown-type", lambda w, me: {"type": "dance"}, (C401,) + ("error:unknown_type",) * 5 + (C403,
                                                                                                  "error:unknown_type")),
 ]
@@ -415,7 +418,8 @@ def test_every_client_frame_type_is_in_the_matrix() -> None:
 
 
 def _reply(sock: Socket) -> dict[str, Any]:
-    return sock.wait_for(lambda f: f["type"] in ("ack", "error", "pong", "sync_result", "auth_ok"), timeout=10)
+    return sock.wait_for(lambda f: f["type"] in ("ack", "error", "pong", "sync_result", "auth_ok", "presence"),
+                         timeout=10)
 
 
 @pytest.mark.parametrize(("row", "role"), [(row, role) for row in WS_MATRIX for role in ROLES],

@@ -150,6 +150,20 @@ def own_frames_with_one_bad_field() -> st.SearchStrategy[dict[str, Any]]:
     return st.one_of(sends, syncs, reads, reacts)
 
 
+def bad_presence_subscribes() -> st.SearchStrategy[dict[str, Any]]:
+    """`presence_subscribe` whose user_ids is no list of at most 200 positive ids (a valid
+    one is answered with presence frames, not an error): each must get `invalid`."""
+    not_id = st.one_of(st.integers(max_value=0), huge_ints,
+                       json_values.filter(lambda v: not isinstance(v, int) or isinstance(v, bool)))
+    bad = st.one_of(
+        json_values.filter(lambda v: not isinstance(v, list)),
+        st.tuples(st.lists(st.integers(1, 10**6), max_size=5), not_id).map(lambda p: [*p[0], p[1]]),
+        st.integers(201, 400).map(lambda n: list(range(1, n + 1))),  # over the limit, all distinct
+    )
+    return st.one_of(st.just({"type": "presence_subscribe"}),
+                     bad.map(lambda v: {"type": "presence_subscribe", "user_ids": v}))
+
+
 def _text(value: Any) -> str:
     return json.dumps(value)
 
@@ -216,6 +230,8 @@ def frames() -> st.SearchStrategy[Frame]:
         st.builds(as_frame, typed_frames().map(_text), st.booleans()),
         st.builds(lambda f, b: Frame(_text(f).encode() if b else _text(f), "error:invalid"),
                   own_frames_with_one_bad_field(), st.booleans()),
+        st.builds(lambda f, b: Frame(_text(f).encode() if b else _text(f), "error:invalid"),
+                  bad_presence_subscribes(), st.booleans()),
         st.builds(as_frame, number_frames, st.booleans()),
         st.builds(as_frame, deep_frames, st.booleans()),
         st.builds(as_frame, st.text(max_size=200).filter(lambda t: _parses_to_non_ping(t)), st.booleans()),
@@ -322,6 +338,8 @@ def check_reply(frame: Frame, reply: dict[str, Any]) -> None:
 @example(frame=Frame('{"type":"send","client_msg_id":"nl1","conversation_id":"@OWN@\\n","body":"x"}', "error:invalid"))
 @example(frame=Frame('{"type":"sync","conversation_id":"@OWN@\\n","after_seq":0}', "error:invalid"))
 @example(frame=Frame('{"type":"send","client_msg_id":"nl2\\n","conversation_id":"@OWN@","body":"x"}', "error:invalid"))
+@example(frame=Frame('{"type":"presence_subscribe","user_ids":[1,true]}', "error:invalid"))
+@example(frame=Frame('{"type":"presence_subscribe","user_ids":[9007199254740993]}', "error:invalid"))
 @example(frame=Frame("x" * (1024 * 1024), "error:too_large"))
 @example(frame=Frame("[" * 100_000, "error:too_large"))
 @example(frame=Frame("[" * 8000 + "]" * 8000, "error:invalid"))

@@ -8,6 +8,7 @@ import pytest
 
 from messaging.protocol import (
     EditEvent,
+    GroupUpdateEvent,
     HideEvent,
     ReactionEvent,
     ReadEvent,
@@ -18,6 +19,7 @@ from messaging.protocol import (
     decode_upstream,
     encode_close,
     encode_delivery,
+    encode_presence,
     encode_upstream,
 )
 
@@ -38,6 +40,7 @@ RECORDS = [
     # New in v1.1 (no earlier release wrote it; an earlier logic skips it as unknown):
     (b'{"t":"react","uid":3,"cid":"g_42","mid":"7203348511297536001","e":"\xf0\x9f\x91\x8d","op":"add"}',
      ReactionEvent(3, "g_42", 7203348511297536001, "\U0001f44d", "add")),
+    (b'{"t":"group","cid":"g_42","name":"book club"}', GroupUpdateEvent("g_42", "book club")),  # added by this release
 ]
 
 
@@ -84,9 +87,9 @@ def test_v11_records_round_trip(record: bytes, event: object) -> None:
 
 
 def test_downstream_records_of_the_previous_release_decode_and_encode_the_same() -> None:
-    assert decode_deliveries(DOWNSTREAM) == [('{"type":"ack"}', (), ["c-9"], None, None),
-                                             ('{"type":"message"}', [3, 17], (), "c-9", None),
-                                             ('{"type":"typing"}', [17], (), None, None)]
+    assert decode_deliveries(DOWNSTREAM) == [('{"type":"ack"}', (), ["c-9"], None, None, None, 0),
+                                             ('{"type":"message"}', [3, 17], (), "c-9", None, None, 0),
+                                             ('{"type":"typing"}', [17], (), None, None, None, 0)]
     assert orjson.dumps([encode_delivery('{"type":"ack"}', conn_ids=["c-9"]),
                          encode_delivery('{"type":"message"}', user_ids=[3, 17], skip_conn="c-9"),
                          encode_delivery('{"type":"typing"}', user_ids=[17])]) == DOWNSTREAM
@@ -98,5 +101,16 @@ CONTROL = b'[{"k":4403,"u":[3]},{"k":4409,"c":["c-1","c-2"]}]'
 
 
 def test_control_items_decode_as_closes_and_encode_the_same() -> None:
-    assert decode_deliveries(CONTROL) == [(None, [3], (), None, 4403), (None, (), ["c-1", "c-2"], None, 4409)]
+    assert decode_deliveries(CONTROL) == [(None, [3], (), None, 4403, None, 0),
+                                          (None, (), ["c-1", "c-2"], None, 4409, None, 0)]
     assert orjson.dumps([encode_close(4403, user_ids=[3]), encode_close(4409, conn_ids=["c-1", "c-2"])]) == CONTROL
+
+
+# A presence item (added with live presence): the frame for the sockets watching user "p",
+# "t" the ms the change was seen (older items than the last pushed for "p" are dropped).
+PRESENCE = b'[{"f":"{\\"type\\":\\"presence\\"}","p":17,"t":1765000000000}]'
+
+
+def test_presence_items_decode_with_the_watched_user_and_time_and_encode_the_same() -> None:
+    assert decode_deliveries(PRESENCE) == [('{"type":"presence"}', (), (), None, None, 17, 1765000000000)]
+    assert orjson.dumps([encode_presence('{"type":"presence"}', user_id=17, at_ms=1765000000000)]) == PRESENCE
