@@ -329,11 +329,15 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
     async def on_presence_subscribe(self, frame: dict[str, Any]) -> None:
         """Watch these users (replacing what this socket watched): one `presence` frame per
         id at once, then one per change (messaging/gateway/presence_changes.py). Interest is
-        registered in Redis before the state is read, so a change in between is not missed
-        (at worst a subscriber gets the same state twice)."""
+        registered in Redis before the state is read, so a change in between is not missed;
+        a change noted before the read began is in the answer already, so for users this
+        gateway did not watch before it is dropped when its record arrives late (it would
+        repeat the answer's state). Another socket here watching them already may still
+        get a change in flight twice."""
         user_ids: list[int] = frame["user_ids"]
         new = RUNTIME.connections.watch(self, user_ids)
         await presence.watchers_register(new, RUNTIME.gateway_id)
+        RUNTIME.connections.presence_answered(new, int(time.time() * 1000))
         online = await presence.online_states(user_ids)
         last_seen = await _users_last_seen(user_ids)
         for user_id in user_ids:

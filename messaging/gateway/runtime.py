@@ -89,6 +89,12 @@ class LocalConnections:
         self.presence_at[user_id] = at_ms
         return list(subs.values())
 
+    def presence_answered(self, user_ids: list[int], at_ms: int) -> None:
+        """The state of these users is read at at_ms for a subscribe's answer: a change seen
+        earlier is in it, and presence_targets drops that change's record."""
+        for u in user_ids:
+            self.presence_at[u] = max(at_ms, self.presence_at.get(u, 0))
+
     def pairs(self) -> list[tuple[int, str]]:
         return [(uid, cid) for uid, conns in self.by_user.items() for cid in conns]
 
