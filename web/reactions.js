@@ -54,7 +54,9 @@ export function openReactionPicker(m, anchor) {
 /** The row under a message: one toggle per emoji in use, then the button that opens the picker. */
 export function reactionRow(m) {
   if (m.recalled) return null;
-  const row = h("div", { class: "reactions" }, (m.reactions || []).map((r) => h("button", {
+  const used = (m.reactions || []).length > 0;
+  // With none yet, only the ☺+ button, beside the bubble and shown on hover or focus (style.css).
+  const row = h("div", { class: used ? "reactions" : "reactions empty" }, (m.reactions || []).map((r) => h("button", {
     type: "button", class: "reaction", "aria-pressed": String(Boolean(r.me)), dataset: { emoji: r.emoji },
     "aria-label": `${r.emoji} ${r.count}${r.me ? ", yours: remove" : ": add yours"}`,
     onclick: () => toggleReaction(m, r.emoji),
