@@ -2,8 +2,10 @@
 
 Starts its own stack (database gochat_bench, Redis db 11, an embedded Apache Kafka
 node on 19392, topic prefix gochat_bench, gateways on 18301/18302) with DEBUG off, so
-it runs beside `make run` and the tests. Every stack gets a fresh broker on an empty
-log directory. Scenarios:
+it runs beside `make run` and the tests. BENCH_PORT_OFFSET=N adds N to every port and
+_N to the database and topic prefix, and BENCH_REDIS_DB picks the Redis db, so two
+checkouts can bench at once. Every stack gets a fresh broker on an empty log directory.
+Scenarios:
   broker-idle  the Kafka broker alone (own node on 19500): idle CPU and RSS, then with idle consumers
   throughput   1:1, N pairs sending as fast as acks return (window W per sender)
   latency      1:1 at fixed total rates, sends spread evenly with random phase
@@ -33,15 +35,18 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
+PORT_OFFSET = int(os.environ.get("BENCH_PORT_OFFSET", "0"))
+_SUFFIX = f"_{PORT_OFFSET}" if PORT_OFFSET else ""
+BENCH_DATABASE = f"gochat_bench{_SUFFIX}"
 BENCH_ENV = {
-    "GOCHAT_DATABASE_URL": "mysql://root@127.0.0.1:3306/gochat_bench",
-    "GOCHAT_REDIS_URL": "redis://127.0.0.1:6379/11",
-    "GOCHAT_KAFKA_BOOTSTRAP": "127.0.0.1:19392",
+    "GOCHAT_DATABASE_URL": f"mysql://root@127.0.0.1:3306/{BENCH_DATABASE}",
+    "GOCHAT_REDIS_URL": f"redis://127.0.0.1:6379/{int(os.environ.get('BENCH_REDIS_DB', '11'))}",
+    "GOCHAT_KAFKA_BOOTSTRAP": f"127.0.0.1:{19392 + PORT_OFFSET}",
     "GOCHAT_KAFKA_EMBEDDED": "1",
-    "GOCHAT_TOPIC_PREFIX": "gochat_bench",
+    "GOCHAT_TOPIC_PREFIX": f"gochat_bench{_SUFFIX}",
     "GOCHAT_GATEWAY_ID": "tgw1",
     "GOCHAT_GATEWAY_IDS": "tgw1,tgw2",
-    "GOCHAT_TEST_PORT_BASE": "18300",
+    "GOCHAT_TEST_PORT_BASE": str(18300 + PORT_OFFSET),
     "GOCHAT_WS_SEND_RATE": "100000",
     "GOCHAT_WS_SEND_BURST": "100000",
     "GOCHAT_ACCESS_TOKEN_MINUTES": "1440",  # tokens outlive the run (a socket closes with 4401 at its expiry)
@@ -143,7 +148,7 @@ class Bench:
 
         if fresh_db:
             conn = MySQLdb.connect(host="127.0.0.1", user="root")
-            conn.cursor().execute("DROP DATABASE IF EXISTS gochat_bench")
+            conn.cursor().execute(f"DROP DATABASE IF EXISTS {BENCH_DATABASE}")
             conn.close()
         if self.own_broker:
             self.reset_kafka()
@@ -752,7 +757,7 @@ def main() -> None:
     parser.add_argument("--floor-rate", type=int, default=1000)
     parser.add_argument("--idle-seconds", type=float, default=30.0, help="broker-idle: each measurement (s)")
     parser.add_argument("--idle-consumers", type=int, default=5, help="broker-idle: idle consumers")
-    parser.add_argument("--idle-port", type=int, default=19500, help="broker-idle: the node's port")
+    parser.add_argument("--idle-port", type=int, default=19500 + PORT_OFFSET, help="broker-idle: the node's port")
     parser.add_argument("--broker-warmup", type=float, default=45.0,
                         help="seconds of produce/consume traffic through a newly started broker before any figure")
     parser.add_argument("--out", default=str(ROOT / "bench-results"))

@@ -310,6 +310,7 @@ LOGGING = {
 GOCHAT_LARGE_GROUP_THRESHOLD = env.int("GOCHAT_LARGE_GROUP_THRESHOLD", default=500)
 GOCHAT_FANOUT_CHUNK = env.int("GOCHAT_FANOUT_CHUNK", default=1000)
 GOCHAT_RECALL_WINDOW_S = env.int("GOCHAT_RECALL_WINDOW_S", default=120)
+GOCHAT_EDIT_WINDOW_S = env.int("GOCHAT_EDIT_WINDOW_S", default=3600)  # a sender edits a text message within it
 GOCHAT_TYPING_INTERVAL_S = env.float("GOCHAT_TYPING_INTERVAL_S", default=3.0)
 
 # --- Uploads (attachments) ---------------------------------------------------

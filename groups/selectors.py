@@ -92,16 +92,20 @@ def groups_for_routing(*, senders: dict[int, set[int]]) -> dict[int, RoutingGrou
             sizes[gid] = count
     pipe = r.pipeline(transaction=False)
     order: list[tuple[int, list[int] | None]] = []
+    out: dict[int, RoutingGroup] = {}
     for gid, count in sizes.items():
         key = redis_client.group_members_key(gid)
-        if count > settings.GOCHAT_LARGE_GROUP_THRESHOLD:
+        if count > settings.GOCHAT_LARGE_GROUP_THRESHOLD and not senders[gid]:
+            # A recall or edit asks for no member (the fan-out pages them); an HMGET of no
+            # field is a Redis error, which failed logic's batch again on every retry.
+            out[gid] = RoutingGroup(gid, count, {})
+        elif count > settings.GOCHAT_LARGE_GROUP_THRESHOLD:
             asked = sorted(senders[gid])
             pipe.hmget(key, [str(u) for u in asked])
             order.append((gid, asked))
         else:
             pipe.hgetall(key)
             order.append((gid, None))
-    out: dict[int, RoutingGroup] = {}
     for (gid, senders_asked), result in zip(order, pipe.execute(), strict=True):
         if senders_asked is None:
             members = {int(k): _decode(v) for k, v in result.items()}

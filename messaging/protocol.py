@@ -4,7 +4,7 @@ error code), the error codes with their HTTP statuses, the WebSocket close codes
 the Kafka records of the upstream topic as typed events (encode/decode)."""
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 import orjson
@@ -21,6 +21,8 @@ MAX_BODY_CHARS = 4000
 MAX_EXTRA_DEPTH = 16
 MAX_EXTRA_BYTES = 4096
 MAX_SYNC_LIMIT = 200
+MAX_MENTIONS = 50  # user ids a send may mention
+MAX_USER_ID = 2**63 - 1  # a BIGINT: larger ids name nobody and would not fit the mention table
 MAX_SEQ = 2**53  # what JavaScript clients can hold exactly
 CLIENT_MSG_ID = re.compile(r"\A[A-Za-z0-9_-]{1,64}\Z")  # \Z: `$` also matches before a final "\n"
 UPLOAD_ID = re.compile(r"\A[0-9a-f]{32}\Z")
@@ -110,6 +112,33 @@ def _seq(frame: dict[str, Any], field: str, *, required: bool = True, default: i
     return value  # type: ignore[return-value]
 
 
+def _message_id(value: object, what: str = "message_id", cmid: str | None = None) -> int:
+    """A message id sent as a string of digits (ids do not fit JavaScript numbers)."""
+    if not isinstance(value, str) or not (value.isascii() and value.isdigit()) or len(value) > 20:
+        raise AppError(INVALID, f"{what} must be a message id string", cmid)
+    return int(value)
+
+
+def _mentions(value: object, cmid: str) -> list[int]:
+    """At most MAX_MENTIONS user ids; duplicates are dropped (first occurrence kept)."""
+    if value is None:
+        return []
+    if not isinstance(value, list) or not all(_is_int(u) and 0 < u <= MAX_USER_ID for u in value):
+        raise AppError(INVALID, "mentions must be a list of user ids", cmid)
+    if len(value) > MAX_MENTIONS:
+        raise AppError(INVALID, f"at most {MAX_MENTIONS} mentions", cmid)
+    return list(dict.fromkeys(value))
+
+
+def validate_edit_body(body: object) -> str:
+    """The new body of an edit: a non-blank string of at most MAX_BODY_CHARS (invalid otherwise)."""
+    if not isinstance(body, str) or not body.strip():
+        raise AppError(INVALID, "body must be a non-empty string")
+    if len(body) > MAX_BODY_CHARS:
+        raise AppError(INVALID, f"body is over {MAX_BODY_CHARS} characters")
+    return body
+
+
 def validate_message_fields(data: dict[str, Any]) -> dict[str, Any]:
     """Validate the fields of a send (WebSocket `send` or REST POST /api/messages)."""
     cmid = data.get("client_msg_id")
@@ -145,7 +174,10 @@ def validate_message_fields(data: dict[str, Any]) -> dict[str, Any]:
             raise AppError(INVALID, "extra.upload_id must be an upload id (32 hex digits)", cmid)
         if kind not in ATTACHMENT_KINDS:
             raise AppError(INVALID, "only image and file messages carry an upload_id", cmid)
-    return {"client_msg_id": cmid, "conversation_id": cid, "body": body, "kind": kind, "extra": extra}
+    reply_to = data.get("reply_to")
+    return {"client_msg_id": cmid, "conversation_id": cid, "body": body, "kind": kind, "extra": extra,
+            "reply_to": None if reply_to is None else _message_id(reply_to, "reply_to", cmid),
+            "mentions": _mentions(data.get("mentions"), cmid)}
 
 
 def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
@@ -182,10 +214,10 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
     if kind == "typing":
         return {"type": "typing", "conversation_id": _conversation(frame)}
     if kind == "recall":
-        mid = frame.get("message_id")
-        if not isinstance(mid, str) or not (mid.isascii() and mid.isdigit()) or len(mid) > 20:
-            raise AppError(INVALID, "message_id must be a message id string")
-        return {"type": "recall", "message_id": int(mid)}
+        return {"type": "recall", "message_id": _message_id(frame.get("message_id"))}
+    if kind == "edit":
+        return {"type": "edit", "message_id": _message_id(frame.get("message_id")),
+                "body": validate_edit_body(frame.get("body"))}
     if not isinstance(kind, str):
         raise AppError(INVALID, "frame needs a string `type`")
     raise AppError(UNKNOWN_TYPE, f"unknown frame type {kind[:32]!r}")
@@ -193,7 +225,7 @@ def parse_frame(raw: str | bytes | None) -> dict[str, Any]:
 
 # --- upstream records (gateway -> logic) --------------------------------------------
 # The Kafka wire format stays as it was: a JSON object with short keys, "t" the event
-# type ("send", "read", "recall", "typing", "hide"). Records written by the previous
+# type ("send", "read", "recall", "typing", "hide", "edit"). Records written by the previous
 # release must stay readable during a rolling upgrade, so encode_upstream writes the same
 # bytes (same keys, same order) and decode_upstream reads them. Code uses these classes.
 
@@ -208,6 +240,8 @@ class SendEvent:
     extra: dict[str, Any]
     gateway_id: str | None = None  # where the ack goes; None for REST sends (no socket)
     conn_id: str | None = None
+    reply_to: int | None = None  # the message id replied to, as the client named it
+    mentions: list[int] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -226,6 +260,17 @@ class RecallEvent:
 
 
 @dataclass(slots=True)
+class EditEvent:
+    """An edit already stored: logic pushes it to every member device."""
+
+    conversation_id: str
+    message_id: int
+    seq: int
+    body: str
+    edited_at: int
+
+
+@dataclass(slots=True)
 class TypingEvent:
     user_id: int
     conversation_id: str
@@ -239,17 +284,23 @@ class HideEvent:
     conn_id: str | None = None
 
 
-UpstreamEvent = SendEvent | ReadEvent | RecallEvent | TypingEvent | HideEvent
-Notice = ReadEvent | RecallEvent | TypingEvent | HideEvent  # every event but a send: routed, never stored
+UpstreamEvent = SendEvent | ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent
+Notice = ReadEvent | RecallEvent | TypingEvent | HideEvent | EditEvent  # every event but a send: routed, never stored
 
 
 def encode_upstream(event: UpstreamEvent) -> bytes:
     """The record value of an event, byte for byte what earlier releases wrote."""
     match event:
         case SendEvent():
-            return orjson.dumps({"t": "send", "uid": event.sender_id, "gw": event.gateway_id, "conn": event.conn_id,
-                                 "cid": event.conversation_id, "client_msg_id": event.client_msg_id,
-                                 "body": event.body, "kind": event.kind, "extra": event.extra})
+            record = {"t": "send", "uid": event.sender_id, "gw": event.gateway_id, "conn": event.conn_id,
+                      "cid": event.conversation_id, "client_msg_id": event.client_msg_id,
+                      "body": event.body, "kind": event.kind, "extra": event.extra}
+            # Only when present: a plain send keeps the previous release's bytes.
+            if event.reply_to is not None:
+                record["rt"] = str(event.reply_to)
+            if event.mentions:
+                record["mn"] = event.mentions
+            return orjson.dumps(record)
         case ReadEvent():
             return orjson.dumps({"t": "read", "uid": event.user_id, "cid": event.conversation_id, "seq": event.seq,
                                  "conn": event.conn_id})
@@ -261,6 +312,9 @@ def encode_upstream(event: UpstreamEvent) -> bytes:
         case HideEvent():
             return orjson.dumps({"t": "hide", "uid": event.user_id, "cid": event.conversation_id,
                                  "mid": str(event.message_id)})
+        case EditEvent():
+            return orjson.dumps({"t": "edit", "cid": event.conversation_id, "mid": str(event.message_id),
+                                 "seq": event.seq, "body": event.body, "at": event.edited_at})
     raise TypeError(f"not an upstream event: {event!r}")
 
 
@@ -271,8 +325,10 @@ def decode_upstream(value: bytes) -> UpstreamEvent | None:
     e = orjson.loads(value)
     t = e.get("t")
     if t == "send":
+        reply_to = e.get("rt")
         return SendEvent(int(e["uid"]), e.get("cid"), e.get("client_msg_id"), e.get("body"), e.get("kind"),
-                         e.get("extra"), e.get("gw"), e.get("conn"))
+                         e.get("extra"), e.get("gw"), e.get("conn"), None if reply_to is None else int(reply_to),
+                         [int(u) for u in e.get("mn") or ()])
     if t == "read":
         return ReadEvent(int(e["uid"]), e.get("cid"), int(e["seq"]), e.get("conn"))
     if t == "recall":
@@ -281,6 +337,8 @@ def decode_upstream(value: bytes) -> UpstreamEvent | None:
         return TypingEvent(int(e["uid"]), e.get("cid"))
     if t == "hide":
         return HideEvent(int(e["uid"]), e.get("cid"), int(e["mid"]), e.get("conn"))
+    if t == "edit":
+        return EditEvent(e.get("cid"), int(e["mid"]), int(e["seq"]), str(e["body"]), int(e["at"]))
     return None
 
 

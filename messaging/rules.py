@@ -4,12 +4,17 @@ bot gets a status instead of a 202 for a send logic would refuse, and the gatewa
 `typing`. A blocked user is stopped here and nowhere else (_single_refusal).
 
 Per batch: one MySQL query (senders and peers active, blocks, resends already stored,
-`messaging.selectors.send_checks`), one Redis round trip for the groups, and one query
-for uploads only when a send names one."""
+`messaging.selectors.send_checks`), one Redis round trip for the groups, one query for
+uploads only when a send names one, and one query (plus, for targets not stored yet,
+one MGET) for replies only when a send has `reply_to`. Mentions are checked against
+what is already read: the 1:1's two users, the group's members (a large group's are
+asked for in the same Redis round trip as its senders)."""
 
 import uuid
 from collections import defaultdict
+from collections.abc import Collection
 from dataclasses import dataclass, field
+from typing import Any
 
 from groups import selectors as group_selectors
 from groups.selectors import RoutingGroup
@@ -30,6 +35,7 @@ class Send:
     recipients: list[int] = field(default_factory=list)
     large_group: bool = False
     upload_id: uuid.UUID | None = None  # the attachment, once checked
+    reply_to: dict[str, Any] | None = None  # {message_id, seq, sender_id} of the message replied to, once checked
 
 
 Refusal = tuple[SendEvent, AppError]
@@ -54,7 +60,8 @@ def sends_authorize(events: list[SendEvent]) -> tuple[list[Send], list[Refusal],
     senders_by_group: dict[int, set[int]] = defaultdict(set)
     for s in sends:
         if s.ref.group_id is not None:
-            senders_by_group[s.ref.group_id].add(s.event.sender_id)
+            # The mentioned are asked for too: a large group's answer holds only the asked ids.
+            senders_by_group[s.ref.group_id].update([s.event.sender_id, *s.event.mentions])
     groups = group_selectors.groups_for_routing(senders=senders_by_group)
     accepted: list[Send] = []
     for s in sends:
@@ -71,10 +78,61 @@ def sends_authorize(events: list[SendEvent]) -> tuple[list[Send], list[Refusal],
                 s.large_group = group.is_large
                 s.recipients = [] if group.is_large else list(group.members)
         if problem is None:
+            problem = _mentions_refusal(s, groups)
+        if problem is None:
             accepted.append(s)
         else:
             refused.append((s.event, AppError(*problem, s.event.client_msg_id)))
-    return accepted, refused, checks.stored
+    accepted, bad_replies = _replies_check(accepted)
+    return accepted, refused + bad_replies, checks.stored
+
+
+def _mentions_refusal(send: Send, groups: dict[int, RoutingGroup]) -> tuple[str, str] | None:
+    """Every mentioned user must be a participant of the conversation (no query: the
+    1:1's users, or the group's members already read for routing)."""
+    if not send.event.mentions:
+        return None
+    if send.ref.kind == "single":
+        participants: Collection[int] = send.ref.user_ids
+    else:
+        group = groups.get(send.ref.group_id)  # type: ignore[arg-type]
+        participants = group.members if group is not None else ()
+    strangers = [u for u in send.event.mentions if u not in participants]
+    if strangers:
+        return protocol.INVALID, f"mentions must name participants of the conversation (not {strangers[:5]})"
+    return None
+
+
+def _replies_check(sends: list[Send]) -> tuple[list[Send], list[Refusal]]:
+    """A reply must name a message of the same conversation that its sender can read (in
+    a group, one sent after the sender joined; not one they deleted for themself, which
+    their history no longer shows); a recalled one is fine. Otherwise not_found, the
+    same answer as for an unknown id. One query per batch, none when no send replies
+    (the hot path)."""
+    replying = [s for s in sends if s.event.reply_to is not None]
+    if not replying:
+        return sends, []
+    checks = message_selectors.reply_checks(
+        message_ids={s.event.reply_to for s in replying if s.event.reply_to is not None},
+        members={(s.ref.group_id, s.event.sender_id) for s in replying if s.ref.group_id is not None},
+        repliers={(s.event.sender_id, s.event.reply_to) for s in replying if s.event.reply_to is not None})
+    accepted: list[Send] = []
+    refused: list[Refusal] = []
+    for s in sends:
+        target = s.event.reply_to
+        if target is None:
+            accepted.append(s)
+            continue
+        place = checks.places.get(target)
+        floor = checks.joined.get((s.ref.group_id, s.event.sender_id), 0) if s.ref.group_id is not None else 0
+        if (place is None or place[0] != s.ref.conversation_id or place[1] <= floor
+                or (s.event.sender_id, target) in checks.hidden):
+            refused.append((s.event, AppError(protocol.NOT_FOUND, "reply_to names no message you can read here",
+                                              s.event.client_msg_id)))
+            continue
+        s.reply_to = {"message_id": str(target), "seq": place[1], "sender_id": place[2]}
+        accepted.append(s)
+    return accepted, refused
 
 
 def _single_refusal(sender: int, ref: ConversationRef, active: set[int],

@@ -11,14 +11,14 @@ from accounts.models import Block, User
 from groups.models import GroupMember
 from messaging import sequences
 from messaging.conversations import ConversationRef, group_conversation_id
-from messaging.models import Conversation, ConversationState, HiddenMessage, Message
+from messaging.models import Conversation, ConversationState, HiddenMessage, Message, MessageMention
 
 
 def message_to_dict(m: Message) -> dict[str, Any]:
     return {"message_id": str(m.message_id), "conversation_id": m.conversation_id, "seq": m.seq,
             "sender_id": m.sender_id, "kind": m.kind, "body": "" if m.recalled else m.body,
             "extra": {} if m.recalled else m.extra, "client_msg_id": m.client_msg_id, "ts": m.ts,
-            "recalled": m.recalled}
+            "recalled": m.recalled, "edited_at": m.edited_at, "reply_to": m.reply_to, "mentions": m.mentions or []}
 
 
 def history_floor(*, user_id: int, ref: ConversationRef) -> int:
@@ -74,18 +74,24 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
     last = {m.message_id: m for m in Message.objects.filter(message_id__in=last_ids)}
     hidden = set(HiddenMessage.objects.filter(user_id=user_id, message_id__in=last_ids)
                  .values_list("message_id", flat=True))
+    read_seqs = {cid: max(states.get(cid, 0), groups.get(cid, 0)) for cid in ids}
+    max_seqs = {cid: max(live.get(cid, 0), summaries[cid].max_seq if cid in summaries else 0) for cid in ids}
+    # Only conversations with unread messages can have unread mentions: mostly none, then no query.
+    mentions = mentions_unread(user_id=user_id, read_seqs={cid: r for cid, r in read_seqs.items()
+                                                           if max_seqs[cid] > r})
     out: list[tuple[bool, int, int, dict[str, Any]]] = []
     for cid in ids:
         summary = summaries.get(cid)
-        max_seq = max(live.get(cid, 0), summary.max_seq if summary else 0)
+        max_seq = max_seqs[cid]
         floor = groups.get(cid, 0)
-        read_seq = max(states.get(cid, 0), floor)
+        read_seq = read_seqs[cid]
         last_message = last.get(summary.last_message_id) if summary and summary.last_message_id else None
         if last_message is not None and last_message.message_id in hidden:
             last_message = _last_visible(user_id, cid)
         item: dict[str, Any] = {
             "conversation_id": cid, "kind": "single" if cid.startswith("s_") else "group",
             "max_seq": max_seq, "read_seq": read_seq, "unread": max(0, max_seq - read_seq),
+            "unread_mentions": mentions.get(cid, 0),
             "last_message": message_to_dict(last_message) if last_message and last_message.seq > floor else None,
         }
         if cid.startswith("s_"):
@@ -171,3 +177,83 @@ def send_checks(*, user_ids: set[int], pairs: set[tuple[int, int]],
         elif kind == "m" and (int(a), str(cid), str(b)) in resends:
             checks.stored[(int(a), str(cid), str(b))] = (int(message_id), int(seq), int(ts), str(cid))
     return checks
+
+
+# message_id -> (conversation_id, seq, sender_id)
+MessagePlaces = dict[int, tuple[str, int, int]]
+
+
+@dataclass
+class ReplyChecks:
+    places: MessagePlaces  # message_id -> (conversation_id, seq, sender_id)
+    joined: dict[tuple[int, int], int]  # (group_id, user_id) -> joined_seq
+    hidden: set[tuple[int, int]]  # (user_id, message_id) deleted for that user
+
+
+def reply_checks(*, message_ids: set[int], members: set[tuple[int, int]],
+                 repliers: set[tuple[int, int]]) -> ReplyChecks:
+    """What logic must know to judge a batch's replies, in one MySQL query: where each
+    stored message of message_ids is, the joined_seq of each (group_id, user_id) of
+    members (a group's history starts there), and which (user_id, message_id) of
+    repliers the user deleted for themself. Messages acked but not stored yet are
+    looked up in Redis' message index (one MGET), only when MySQL lacks some."""
+    parts: list[str] = []
+    params: list[Any] = []
+    if repliers:
+        _union_part(parts, params, f"SELECT 'h', user_id, NULL, NULL, message_id FROM {HiddenMessage._meta.db_table}",
+                    ("user_id", "message_id"), repliers)
+    if message_ids:
+        parts.append(f"SELECT 'm', message_id, conversation_id, seq, sender_id FROM {Message._meta.db_table} "
+                     f"WHERE message_id IN ({', '.join(['%s'] * len(message_ids))})")
+        params.extend(message_ids)
+    if members:
+        _union_part(parts, params, f"SELECT 'j', group_id, NULL, joined_seq, user_id FROM {GroupMember._meta.db_table}",
+                    ("group_id", "user_id"), members)
+    out = ReplyChecks({}, {}, set())
+    if parts:
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            rows = cursor.fetchall()
+        for kind, a, cid, seq, b in rows:
+            if kind == "m":
+                out.places[int(a)] = (str(cid), int(seq), int(b))
+            elif kind == "h" and (int(a), int(b)) in repliers:
+                out.hidden.add((int(a), int(b)))
+            elif (int(a), int(b)) in members:
+                out.joined[(int(a), int(b))] = int(seq)
+    missing = sorted(message_ids - out.places.keys())
+    out.places.update(sequences.messages_locate_recent(missing))
+    return out
+
+
+def _union_part(parts: list[str], params: list[Any], select: str, columns: tuple[str, str],
+                pairs: set[tuple[int, int]]) -> None:
+    """Add `select WHERE a IN (..) AND b IN (..)` over the pairs' values to a UNION: a
+    superset of the pairs (the caller keeps only the pairs it asked for), in one range
+    scan of the table's (a, b) index."""
+    firsts, seconds = {a for a, _ in pairs}, {b for _, b in pairs}
+    parts.append(f"{select} WHERE {columns[0]} IN ({', '.join(['%s'] * len(firsts))}) "
+                 f"AND {columns[1]} IN ({', '.join(['%s'] * len(seconds))})")
+    params.extend([*firsts, *seconds])
+
+
+def mentions_unread(*, user_id: int, read_seqs: dict[str, int]) -> dict[str, int]:
+    """conversation_id -> how many messages above read_seqs[cid] mention user_id: not
+    recalled, not hidden by user_id, not sent by them (no such row is written).
+
+    One query whose ranges, (user_id, conversation_id, seq > read_seq) per conversation,
+    are ranges of the `message_mentions` index: it reads the unread mentions of the user
+    and nothing else (usually none), whatever the size of the conversations. The caller
+    passes only conversations with unread messages, and read_seq includes a group's
+    join floor (a user who left and rejoined is not counted for what came before)."""
+    if not read_seqs:
+        return {}
+    ranges = " OR ".join(["(mm.conversation_id = %s AND mm.seq > %s)"] * len(read_seqs))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT mm.conversation_id, COUNT(*) FROM {MessageMention._meta.db_table} mm "
+            f"JOIN {Message._meta.db_table} m ON m.message_id = mm.message_id AND NOT m.recalled "
+            f"LEFT JOIN {HiddenMessage._meta.db_table} h ON h.user_id = mm.user_id AND h.message_id = mm.message_id "
+            f"WHERE mm.user_id = %s AND ({ranges}) AND h.id IS NULL GROUP BY mm.conversation_id",
+            [user_id, *(v for item in read_seqs.items() for v in item)])
+        return {str(cid): int(n) for cid, n in cursor.fetchall()}

@@ -19,8 +19,9 @@ cluster, keep assigning.
 """
 
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
+from typing import Any, cast
 
 import orjson
 from django.conf import settings
@@ -202,6 +203,8 @@ def recent_add(messages_json: dict[str, list[tuple[int, bytes]]],
         return
     keep = settings.GOCHAT_RECENT_CACHE_SIZE
     pipe = redis_client.client().pipeline(transaction=False)
+    # Recall, edit and reply find a message here before its row is stored; later, in MySQL
+    # (so the TTL need only outlive the persistence backlog, not the 3600 s edit window).
     index_ttl = settings.GOCHAT_RECALL_WINDOW_S + 3600
     for message_id, cid, seq, sender_id in index:
         pipe.set(redis_client.key("msgidx", message_id), f"{cid}|{seq}|{sender_id}", ex=index_ttl)
@@ -220,17 +223,51 @@ def recent_after(conversation_id: str, after_seq: int, limit: int) -> list[bytes
 
 def recent_mark_recalled(conversation_id: str, seq: int, message_id: int) -> None:
     """Replace a cached message by its recalled form (kept at the same seq)."""
+    _recent_update(conversation_id, seq, message_id, {"body": "", "extra": {}, "recalled": True})
+
+
+def recent_mark_edited(conversation_id: str, seq: int, message_id: int, body: str, edited_at: int) -> None:
+    """Replace a cached message by its edited form, unless it was recalled or took a later
+    edit meanwhile (two devices editing at once: the later edit wins, as in MySQL)."""
+    _recent_update(conversation_id, seq, message_id, {"body": body, "edited_at": edited_at},
+                   stale=lambda cached: bool(cached.get("recalled")) or (cached.get("edited_at") or 0) > edited_at)
+
+
+def recent_cached(conversation_id: str, seq: int, message_id: int) -> dict[str, Any] | None:
+    """The cached message object at seq, if it is that message."""
+    key = redis_client.recent_key(conversation_id)
+    for raw in cast(list[bytes], redis_client.client().zrangebyscore(key, seq, seq)):
+        cached: dict[str, Any] = orjson.loads(raw)
+        if cached["message_id"] == str(message_id):
+            return cached
+    return None
+
+
+def _recent_update(conversation_id: str, seq: int, message_id: int, changes: dict[str, Any], *,
+                   stale: Callable[[dict[str, Any]], bool] = lambda cached: False) -> None:
     r = redis_client.client()
     key = redis_client.recent_key(conversation_id)
     for raw in cast(list[bytes], r.zrangebyscore(key, seq, seq)):
         cached = orjson.loads(raw)
-        if cached["message_id"] != str(message_id):
+        if cached["message_id"] != str(message_id) or stale(cached):
             continue
-        cached.update(body="", extra={}, recalled=True)
+        cached.update(changes)
         pipe = r.pipeline(transaction=True)
         pipe.zrem(key, raw)
         pipe.zadd(key, {orjson.dumps(cached): seq})
         pipe.execute()
+
+
+def messages_locate_recent(message_ids: list[int]) -> dict[int, tuple[str, int, int]]:
+    """message_id -> (conversation_id, seq, sender_id) from the Redis index of recently
+    acked messages (one MGET; none for an empty list)."""
+    values = redis_client.mget([redis_client.key("msgidx", m) for m in message_ids])
+    out: dict[int, tuple[str, int, int]] = {}
+    for mid, raw in zip(message_ids, values, strict=True):
+        if raw is not None:
+            cid, seq, sender = redis_client.text(raw).split("|")
+            out[mid] = (cid, int(seq), int(sender))
+    return out
 
 
 def message_locate(message_id: int) -> tuple[str, int, int] | None:

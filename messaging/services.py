@@ -9,7 +9,7 @@ from django.db import connection, transaction
 
 from messaging import search
 from messaging.conversations import ConversationRef, parse_conversation_id
-from messaging.models import ConversationState, HiddenMessage, Message
+from messaging.models import ConversationState, HiddenMessage, Message, MessageKind
 from messaging.protocol import FORBIDDEN, NOT_FOUND, NOT_MEMBER, AppError
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ def conversation_check_access(*, user_id: int, conversation_id: str) -> Conversa
 
 _INSERT_MESSAGES = (
     "INSERT IGNORE INTO messages (message_id, conversation_id, seq, sender_id, kind, body, extra, client_msg_id, "
-    "ts, recalled) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 0)"
+    "ts, recalled, reply_to, mentions) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, 0, %s, %s)"
 )
 
 
@@ -54,16 +54,35 @@ def messages_store(*, messages: list[dict[str, Any]]) -> int:
     if not messages:
         return 0
     params = [(int(m["message_id"]), m["conversation_id"], m["seq"], m["sender_id"], m["kind"], m["body"],
-               orjson.dumps(m["extra"]).decode(), m["client_msg_id"], m["ts"]) for m in messages]
+               orjson.dumps(m["extra"]).decode(), m["client_msg_id"], m["ts"], _json_or_null(m.get("reply_to")),
+               _json_or_null(m.get("mentions"))) for m in messages]
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.executemany(_INSERT_MESSAGES, params)
         inserted = max(0, cursor.rowcount)
         search.search_index_add(messages=messages)  # one more multi-row INSERT: the search index
-        _apply_recall_marks([p[0] for p in params])
+        _mentions_add(messages)
+        _apply_late_marks([p[0] for p in params])
         _conversations_touch(messages)
     if inserted < len(params):
         _report_seq_conflicts(messages)
     return inserted
+
+
+def _json_or_null(value: object) -> str | None:
+    """A JSON column's value; None (SQL NULL) for a plain send's absent reply and empty mentions."""
+    return orjson.dumps(value).decode() if value else None
+
+
+def _mentions_add(messages: list[dict[str, Any]]) -> None:
+    """The batch's mention rows (MessageMention), one multi-row INSERT IGNORE, and none at
+    all when no message mentions anyone. A sender mentioning themself gets no row: their
+    own message is never an unread mention."""
+    rows = [(int(m["message_id"]), m["conversation_id"], m["seq"], uid) for m in messages
+            for uid in m.get("mentions") or () if uid != m["sender_id"]]
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany("INSERT IGNORE INTO message_mentions (message_id, conversation_id, seq, user_id) "
+                               "VALUES (%s, %s, %s, %s)", rows)
 
 
 def _conversations_touch(messages: list[dict[str, Any]]) -> None:
@@ -161,25 +180,50 @@ def message_recall(*, message_id: int, conversation_id: str, seq: int) -> None:
     upstream.upstream_recall(conversation_id=conversation_id, message_id=message_id, seq=seq)
 
 
-def _apply_recall_marks(message_ids: list[int]) -> None:
-    """Recalls that arrived before these rows were stored."""
+def _apply_late_marks(message_ids: list[int]) -> None:
+    """Edits and recalls that arrived before these rows were stored (one MGET for both).
+    Edits first: a message both edited and recalled ends recalled."""
     from gochat_project.infra import redis_client
 
-    marks = redis_client.mget([redis_client.key("recalled", m) for m in message_ids])
-    recalled = [m for m, mark in zip(message_ids, marks, strict=True) if mark]
+    n = len(message_ids)
+    marks = redis_client.mget([redis_client.key("edited", m) for m in message_ids]
+                              + [redis_client.key("recalled", m) for m in message_ids])
+    for mid, mark in zip(message_ids, marks[:n], strict=True):
+        if mark:
+            edit = orjson.loads(mark)
+            _edit_store(mid, edit["body"], int(edit["at"]))
+    recalled = [m for m, mark in zip(message_ids, marks[n:], strict=True) if mark]
     if recalled:
         Message.objects.filter(message_id__in=recalled).update(recalled=True, body="", extra={})
         search.search_index_remove(message_ids=recalled)
 
 
-def message_recall_by_sender(*, user_id: int, message_id: int) -> None:
-    """A sender recalls their own message within GOCHAT_RECALL_WINDOW_S.
+EDIT_MARK_TTL_S = RECALL_MARK_TTL_S  # far longer than any persistence backlog; holds the new body
 
-    not_found (404) unknown, forbidden (403) someone else's or too late; recalling twice is a no-op. Works
-    before the row is stored (the message is found in Redis' index).
-    """
-    from django.conf import settings
 
+def _edit_store(message_id: int, body: str, edited_at: int) -> bool:
+    """Write an edit to the row and the search index, unless the row is recalled, not text
+    (an edit checked before the row was stored, against no cached copy), or holds a
+    later edit already (two devices editing at once: the later edit wins everywhere).
+    False when no row changed (not stored yet, recalled, or superseded)."""
+    from django.db.models import Q
+
+    changed = (Message.objects.filter(message_id=message_id, recalled=False, kind=MessageKind.TEXT)
+               .filter(Q(edited_at__isnull=True) | Q(edited_at__lte=edited_at))
+               .update(body=body, edited_at=edited_at))
+    if changed:
+        m = Message.objects.filter(message_id=message_id).values("conversation_id", "seq", "kind", "extra").first()
+        if m is not None:
+            search.search_index_replace(message_id=message_id, conversation_id=m["conversation_id"], seq=m["seq"],
+                                        kind=m["kind"], body=body, extra=m["extra"])
+    return bool(changed)
+
+
+def _own_message_locate(user_id: int, message_id: int, verb: str, window_s: int) -> tuple[str, int]:
+    """(conversation_id, seq) of the caller's own message sent less than window_s ago.
+
+    not_found for an unknown id or one in a conversation the caller cannot read (it does
+    not exist for them); forbidden for someone else's message or one past the window."""
     from messaging import sequences
     from messaging.snowflake import timestamp_ms
 
@@ -192,13 +236,73 @@ def message_recall_by_sender(*, user_id: int, message_id: int) -> None:
             conversation_check_access(user_id=user_id, conversation_id=conversation_id)
         except AppError as exc:  # not in the conversation: the message does not exist for them
             raise AppError(NOT_FOUND, "No such message.") from exc
-        raise AppError(FORBIDDEN, "You can only recall your own messages.")
-    age_s = (time.time() * 1000 - timestamp_ms(message_id)) / 1000
-    if age_s > settings.GOCHAT_RECALL_WINDOW_S:
-        raise AppError(FORBIDDEN, f"Messages can be recalled within {settings.GOCHAT_RECALL_WINDOW_S} s of sending.")
+        raise AppError(FORBIDDEN, f"Only your own messages can be {verb}.")
+    if (time.time() * 1000 - timestamp_ms(message_id)) / 1000 > window_s:
+        raise AppError(FORBIDDEN, f"Messages can be {verb} within {window_s} s of sending.")
+    return conversation_id, seq
+
+
+def message_recall_by_sender(*, user_id: int, message_id: int) -> None:
+    """A sender recalls their own message within GOCHAT_RECALL_WINDOW_S.
+
+    not_found (404) unknown, forbidden (403) someone else's or too late; recalling twice is a no-op. Works
+    before the row is stored (the message is found in Redis' index).
+    """
+    from django.conf import settings
+
+    conversation_id, seq = _own_message_locate(user_id, message_id, "recalled", settings.GOCHAT_RECALL_WINDOW_S)
     if Message.objects.filter(message_id=message_id, recalled=True).exists():
         return
     message_recall(message_id=message_id, conversation_id=conversation_id, seq=seq)
+
+
+def message_edit_by_sender(*, user_id: int, message_id: int, body: object) -> None:
+    """The sender replaces the body of their own text message within GOCHAT_EDIT_WINDOW_S;
+    it keeps its seq, and an `edit` frame reaches every member device (routed by logic).
+
+    not_found (404) unknown or not in a conversation the caller can read; forbidden (403)
+    someone else's, too late, recalled, not text; invalid (400) an empty or too long body.
+    Safe against racing the message's own persistence, as a recall is: the edit is
+    marked in Redis first and the persistence task applies marks to the rows it inserts.
+    """
+    from django.conf import settings
+
+    from gochat_project.infra import redis_client
+    from messaging import protocol, sequences
+    from messaging.gateway import upstream
+
+    body = protocol.validate_edit_body(body)
+    conversation_id, seq = _own_message_locate(user_id, message_id, "edited", settings.GOCHAT_EDIT_WINDOW_S)
+    try:  # a sender who left the group: it no longer exists for them, nor do its members see their edits
+        conversation_check_access(user_id=user_id, conversation_id=conversation_id)
+    except AppError as exc:
+        raise AppError(NOT_FOUND, "No such message.") from exc
+    now_ms = int(time.time() * 1000)
+    kind, recalled = _kind_and_recalled(message_id, conversation_id, seq)
+    if recalled:
+        raise AppError(FORBIDDEN, "A recalled message cannot be edited.")
+    if kind != MessageKind.TEXT:
+        raise AppError(FORBIDDEN, "Only text messages can be edited.")
+    mark = orjson.dumps({"body": body, "at": now_ms})
+    redis_client.client().set(redis_client.key("edited", message_id), mark, ex=EDIT_MARK_TTL_S)
+    _edit_store(message_id, body, now_ms)
+    sequences.recent_mark_edited(conversation_id, seq, message_id, body, now_ms)
+    upstream.upstream_edit(conversation_id=conversation_id, message_id=message_id, seq=seq, body=body,
+                           edited_at=now_ms)
+
+
+def _kind_and_recalled(message_id: int, conversation_id: str, seq: int) -> tuple[str, bool]:
+    """A message's kind and whether it is recalled: from its row, or, before the row is
+    stored, from the recent cache and the recall mark."""
+    from gochat_project.infra import redis_client
+    from messaging import sequences
+
+    row = Message.objects.filter(message_id=message_id).values_list("kind", "recalled").first()
+    if row is not None:
+        return str(row[0]), bool(row[1])
+    cached = sequences.recent_cached(conversation_id, seq, message_id) or {}
+    recalled = bool(cached.get("recalled")) or redis_client.client().exists(redis_client.key("recalled", message_id))
+    return str(cached.get("kind", MessageKind.TEXT)), bool(recalled)
 
 
 def message_hide(*, user_id: int, message_id: int) -> None:

@@ -10,5 +10,6 @@ urlpatterns = [
     path("messages", views.MessageSendView.as_view()),
     path("messages/<int:message_id>", views.MessageHideView.as_view()),
     path("messages/<int:message_id>/recall", views.MessageRecallView.as_view()),
+    path("messages/<int:message_id>/edit", views.MessageEditView.as_view()),
     path("search", search.SearchView.as_view()),
 ]

@@ -28,6 +28,11 @@ class MessageSerializer(serializers.Serializer):
     client_msg_id = serializers.CharField()
     ts = serializers.IntegerField()
     recalled = serializers.BooleanField()
+    edited_at = serializers.IntegerField(allow_null=True)
+    reply_to = inline_serializer("ReplyTo", {"message_id": serializers.RegexField(r"^[0-9]{1,20}$"),
+                                             "seq": serializers.IntegerField(),
+                                             "sender_id": serializers.IntegerField()}, allow_null=True)
+    mentions = serializers.ListField(child=serializers.IntegerField())
 
 
 def _access(request: Request, conversation_id: str) -> ConversationRef:
@@ -46,7 +51,8 @@ class ConversationListView(APIView):
         "conversation_id": serializers.CharField(), "kind": serializers.ChoiceField(choices=["single", "group"]),
         "peer_id": serializers.IntegerField(required=False), "group_id": serializers.IntegerField(required=False),
         "max_seq": serializers.IntegerField(), "read_seq": serializers.IntegerField(),
-        "unread": serializers.IntegerField(), "muted": serializers.BooleanField(),
+        "unread": serializers.IntegerField(), "unread_mentions": serializers.IntegerField(),
+        "muted": serializers.BooleanField(),
         "pinned": serializers.BooleanField(),
         "last_message": MessageSerializer(allow_null=True)}, many=True))
     def get(self, request: Request) -> Response:
@@ -93,6 +99,9 @@ class SendInput(serializers.Serializer):
                                  max_length=protocol.MAX_BODY_CHARS)
     kind = serializers.ChoiceField(choices=sorted(protocol.KINDS), required=False)
     extra = serializers.DictField(required=False, allow_null=True)
+    reply_to = serializers.RegexField(r"^[0-9]{1,20}$", required=False, allow_null=True)
+    mentions = serializers.ListField(child=serializers.IntegerField(min_value=1, max_value=protocol.MAX_USER_ID),
+                                     required=False, allow_null=True, max_length=protocol.MAX_MENTIONS)
 
 
 class MessageSendView(APIView):
@@ -108,7 +117,8 @@ class MessageSendView(APIView):
         _access(request, fields["conversation_id"])
         # Logic decides; the same rules here turn a send it would refuse into a status, not a 202.
         refusal = rules.send_refusal(SendEvent(caller_id(request), fields["conversation_id"], fields["client_msg_id"],
-                                               fields["body"], fields["kind"], fields["extra"]))
+                                               fields["body"], fields["kind"], fields["extra"],
+                                               reply_to=fields["reply_to"], mentions=fields["mentions"]))
         if refusal is not None:
             raise refusal
         upstream.upstream_send(sender_id=caller_id(request), fields=fields)
@@ -123,6 +133,22 @@ class MessageRecallView(APIView):
     @extend_schema(request=None, responses={204: None})
     def post(self, request: Request, message_id: int) -> Response:
         services.message_recall_by_sender(user_id=caller_id(request), message_id=message_id)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class EditInput(serializers.Serializer):
+    """The schema of an edit; protocol.validate_edit_body validates it (as for a WebSocket `edit`)."""
+
+    body = serializers.CharField(trim_whitespace=False, max_length=protocol.MAX_BODY_CHARS)
+
+
+class MessageEditView(APIView):
+    """The sender replaces the body of their own text message within GOCHAT_EDIT_WINDOW_S."""
+
+    @extend_schema(request=EditInput, responses={204: None})
+    def post(self, request: Request, message_id: int) -> Response:
+        body = request.data.get("body") if isinstance(request.data, dict) else None
+        services.message_edit_by_sender(user_id=caller_id(request), message_id=message_id, body=body)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 

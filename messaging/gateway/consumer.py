@@ -310,6 +310,11 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         """The sender recalls a message; the `recall` frame reaches every member's devices via logic."""
         await _recall(self.user_id, frame["message_id"])
 
+    async def on_edit(self, frame: dict[str, Any]) -> None:
+        """The sender edits a text message; the `edit` frame reaches every member's devices
+        (this one included) via logic. No direct answer, as for `recall`."""
+        await _edit(self.user_id, frame["message_id"], frame["body"])
+
     async def on_ping(self, frame: dict[str, Any]) -> None:
         await presence.presence_refresh([(self.user_id, self.conn_id)], RUNTIME.gateway_id)
         await self.send_frame({"type": "pong"})
@@ -337,3 +342,8 @@ def _typing_allowed(user_id: int, conversation_id: str) -> bool:
 @database_sync_to_async
 def _recall(user_id: int, message_id: int) -> None:
     services.message_recall_by_sender(user_id=user_id, message_id=message_id)
+
+
+@database_sync_to_async
+def _edit(user_id: int, message_id: int, body: str) -> None:
+    services.message_edit_by_sender(user_id=user_id, message_id=message_id, body=body)

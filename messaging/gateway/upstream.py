@@ -9,7 +9,16 @@ from typing import Any
 from django.conf import settings
 
 from gochat_project.infra import kafka
-from messaging.protocol import HideEvent, ReadEvent, RecallEvent, SendEvent, TypingEvent, UpstreamEvent, encode_upstream
+from messaging.protocol import (
+    EditEvent,
+    HideEvent,
+    ReadEvent,
+    RecallEvent,
+    SendEvent,
+    TypingEvent,
+    UpstreamEvent,
+    encode_upstream,
+)
 
 
 @cache
@@ -41,9 +50,11 @@ def _produce(conversation_id: str, event: UpstreamEvent) -> None:
 
 def upstream_send(*, sender_id: int, fields: dict[str, Any], gateway_id: str | None = None,
                   conn_id: str | None = None) -> None:
-    """Hand a validated send to logic (fields: client_msg_id, conversation_id, body, kind, extra)."""
+    """Hand a validated send to logic (fields: client_msg_id, conversation_id, body, kind, extra,
+    and optionally reply_to, mentions)."""
     _produce(fields["conversation_id"], SendEvent(sender_id, fields["conversation_id"], fields["client_msg_id"],
-                                                  fields["body"], fields["kind"], fields["extra"], gateway_id, conn_id))
+                                                  fields["body"], fields["kind"], fields["extra"], gateway_id, conn_id,
+                                                  fields.get("reply_to"), fields.get("mentions") or []))
 
 
 def upstream_read(*, user_id: int, conversation_id: str, seq: int, conn_id: str | None = None) -> None:
@@ -55,6 +66,12 @@ def upstream_recall(*, conversation_id: str, message_id: int, seq: int) -> None:
     """Ask logic to push a `recall` frame to the conversation's online members."""
     _produce(conversation_id, RecallEvent(conversation_id, message_id, seq))
     _producer().client.flush(5)  # called from request handlers and admin actions: make it durable before answering
+
+
+def upstream_edit(*, conversation_id: str, message_id: int, seq: int, body: str, edited_at: int) -> None:
+    """Ask logic to push an `edit` frame to every member device (the edit is already stored)."""
+    _produce(conversation_id, EditEvent(conversation_id, message_id, seq, body, edited_at))
+    _producer().client.flush(5)  # called from request handlers: make it durable before answering
 
 
 def upstream_typing(*, user_id: int, conversation_id: str) -> None:

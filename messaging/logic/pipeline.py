@@ -45,7 +45,8 @@ def message_payload(send: rules.Send, assigned: sequences.Assigned) -> dict[str,
     e = send.event
     return {"message_id": str(assigned.message_id), "conversation_id": assigned.conversation_id,
             "seq": assigned.seq, "sender_id": e.sender_id, "kind": e.kind, "body": e.body,
-            "extra": e.extra, "client_msg_id": e.client_msg_id, "ts": assigned.ts, "recalled": False}
+            "extra": e.extra, "client_msg_id": e.client_msg_id, "ts": assigned.ts, "recalled": False,
+            "edited_at": None, "reply_to": send.reply_to, "mentions": e.mentions}
 
 
 class Pipeline:

@@ -1,5 +1,5 @@
 """Where logic's frames go: the sender's `ack` (ack_frame) or `error`, each accepted
-message to its recipients, and the notices (read receipts, typing, recalls, hides), all
+message to its recipients, and the notices (read receipts, typing, recalls, edits, hides), all
 collected per gateway in one Deliveries (one Kafka record per gateway per batch) after a
 single presence lookup for the batch. Frames of large groups go to the fan-out job."""
 
@@ -12,7 +12,7 @@ from fanout import presence
 from fanout.downstream import Deliveries
 from groups import selectors as group_selectors
 from messaging.conversations import parse_conversation_id
-from messaging.protocol import AppError, HideEvent, Notice, ReadEvent, RecallEvent, SendEvent, TypingEvent
+from messaging.protocol import AppError, EditEvent, HideEvent, Notice, ReadEvent, RecallEvent, SendEvent, TypingEvent
 from messaging.rules import Send
 
 Push = tuple[str, list[int], str | None]  # (frame, recipients, connection to skip)
@@ -60,10 +60,10 @@ def route(sends: list[Send], payloads: list[dict[str, Any]], notices: list[Notic
 
 
 def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[int, str]]) -> None:
-    """Read receipts (the reader's devices, and the peer in 1:1) and recalls (everyone)."""
+    """Read receipts (the reader's devices, and the peer in 1:1), recalls and edits (everyone)."""
     refs = [(n, parse_conversation_id(n.conversation_id)) for n in notices]
-    routed_groups = {ref.group_id: set[int]() for n, ref in refs
-                     if ref is not None and ref.group_id is not None and isinstance(n, RecallEvent | TypingEvent)}
+    routed_groups = {ref.group_id: set[int]() for n, ref in refs if ref is not None and ref.group_id is not None
+                     and isinstance(n, RecallEvent | EditEvent | TypingEvent)}
     groups = group_selectors.groups_for_routing(senders=routed_groups)
     for n, ref in refs:
         if ref is None:
@@ -86,9 +86,9 @@ def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[
             frame = _frame({"type": "hidden", "conversation_id": ref.conversation_id,
                             "message_id": str(n.message_id)})
             pushes.append((frame, [n.user_id], n.conn_id))
-        elif isinstance(n, RecallEvent):
-            frame = _frame({"type": "recall", "conversation_id": ref.conversation_id,
-                            "message_id": str(n.message_id), "seq": n.seq})
+        elif isinstance(n, RecallEvent | EditEvent):
+            # Every device of every member, the acting one included; large groups through the fan-out.
+            frame = _frame(_change_frame(n))
             if ref.kind == "single":
                 pushes.append((frame, sorted(set(ref.user_ids)), None))
             elif (group := groups.get(ref.group_id)) is not None:  # type: ignore[arg-type]
@@ -96,6 +96,14 @@ def _route_notices(notices: list[Notice], pushes: list[Push], large: list[tuple[
                     large.append((group.group_id, frame))
                 else:
                     pushes.append((frame, list(group.members), None))
+
+
+def _change_frame(n: RecallEvent | EditEvent) -> dict[str, Any]:
+    """The push of a change to a stored message."""
+    base = {"conversation_id": n.conversation_id, "message_id": str(n.message_id), "seq": n.seq}
+    if isinstance(n, RecallEvent):
+        return {"type": "recall", **base}
+    return {"type": "edit", **base, "body": n.body, "edited_at": n.edited_at}
 
 
 def _to_users(deliveries: Deliveries, gateways: dict[int, set[str]], frame: str, users: list[int],

@@ -30,7 +30,7 @@ def test_ack_has_every_field_and_peer_receives_the_message(pair: tuple[User, Use
     msg = sb.message()
     assert msg == {"message_id": ack["message_id"], "conversation_id": cid, "seq": 1, "sender_id": a.id,
                    "kind": "text", "body": "hello", "extra": {}, "client_msg_id": cmid, "ts": ack["ts"],
-                   "recalled": False}
+                   "recalled": False, "edited_at": None, "reply_to": None, "mentions": []}
 
 
 def test_senders_other_device_receives_the_message_but_not_the_ack(pair: tuple[User, User]) -> None:

@@ -61,11 +61,12 @@ def fuzz_user(stack) -> User:
 # empty, and that decodes if its bytes say it is an image (uploads); the caller's own
 # password as `old_password` (password change); no NUL character in a nickname or a
 # group's new name (DRF refuses it in every string field); a search query that is not
-# blank once trimmed and holds no NUL.
+# blank once trimmed and holds no NUL; an edit's body that is not blank (a text body).
 SEMANTIC_VALIDATION = {"POST /api/auth/register", "POST /api/auth/login", "POST /api/auth/refresh",
                        "POST /api/auth/logout", "POST /api/auth/password", "PATCH /api/users/me",
                        "POST /api/groups", "PATCH /api/groups/{group_id}", "POST /api/groups/{group_id}/members",
-                       "POST /api/messages", "POST /api/uploads", "GET /api/search"}
+                       "POST /api/messages", "POST /api/uploads", "GET /api/search",
+                       "POST /api/messages/{message_id}/edit"}
 
 
 @schema.parametrize()
@@ -88,6 +89,7 @@ def test_every_rest_operation_is_in_the_schema() -> None:
     assert len(operations) >= 19, sorted(operations)
     assert "POST /api/messages" in operations and "PATCH /api/groups/{group_id}/members/{user_id}" in operations
     assert {"PATCH /api/users/me", "POST /api/auth/password", "PATCH /api/groups/{group_id}"} <= operations
+    assert "POST /api/messages/{message_id}/edit" in operations
 
 
 def test_no_server_error_for_a_body_that_is_not_json(fuzz_user: User) -> None:

@@ -23,7 +23,8 @@ pytestmark = pytest.mark.usefixtures("stack")
 
 MAX_FRAME_BYTES = 16 * 1024
 FRAMES_PER_SOCKET = 12  # bad frames per socket: well under the 4400 threshold (> 20 in 10 s)
-ERROR_CODES = {"invalid", "not_member", "too_large", "rate_limited", "forbidden", "unknown_type"}
+ERROR_CODES = {"invalid", "not_member", "too_large", "rate_limited", "forbidden", "unknown_type",
+               "not_found"}  # not_found: an `edit` of a message id the user cannot see
 FUZZ_SETTINGS = settings(max_examples=300, deadline=None, database=None, print_blob=True,
                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
@@ -84,6 +85,9 @@ def typed_frames() -> st.SearchStrategy[dict[str, Any]]:
                      _maybe("after_seq", st.one_of(st.integers(0, 10), huge_ints, wrong)),
                      _maybe("limit", st.one_of(st.integers(-5, 300), huge_ints, wrong)))
     read = st.tuples(_maybe("conversation_id", cids), _maybe("seq", st.one_of(st.integers(0, 10), huge_ints, wrong)))
+    # The fuzzing user sends no message, so no id names one they may edit.
+    edit = st.tuples(_maybe("message_id", st.one_of(st.from_regex(r"\A[0-9]{1,20}\Z"), st.text(max_size=25), wrong)),
+                     _maybe("body", st.one_of(st.text(max_size=50), wrong)))
 
     def build(kind: str, parts: tuple[dict[str, Any], ...]) -> dict[str, Any]:
         out: dict[str, Any] = {"type": kind}
@@ -92,7 +96,7 @@ def typed_frames() -> st.SearchStrategy[dict[str, Any]]:
         return out
 
     return st.one_of(send.map(lambda p: build("send", p)), sync.map(lambda p: build("sync", p)),
-                     read.map(lambda p: build("read", p)))
+                     read.map(lambda p: build("read", p)), edit.map(lambda p: build("edit", p)))
 
 
 def own_frames_with_one_bad_field() -> st.SearchStrategy[dict[str, Any]]:
@@ -112,6 +116,13 @@ def own_frames_with_one_bad_field() -> st.SearchStrategy[dict[str, Any]]:
         "kind": st.one_of(st.text(max_size=10).filter(lambda k: k not in ("text", "image", "file", "custom")),
                           not_str),
         "extra": json_values.filter(lambda v: v is not None and not isinstance(v, dict)),
+        # A reply_to that is not a message id string; mentions not a list of at most 50 user ids.
+        "reply_to": st.one_of(st.text(max_size=25).filter(lambda t: not (t.isascii() and t.isdigit())),
+                              json_values.filter(lambda v: v is not None and not isinstance(v, str))),
+        "mentions": st.one_of(json_values.filter(lambda v: v is not None and not isinstance(v, list)),
+                              st.lists(st.one_of(st.integers(max_value=0), huge_ints, st.text(max_size=5),
+                                                 st.booleans()), min_size=1, max_size=4),
+                              st.lists(st.integers(1, 10**6), min_size=51, max_size=60)),
     }
 
     def send(field: str, value: Any) -> dict[str, Any]:

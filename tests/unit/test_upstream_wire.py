@@ -7,6 +7,7 @@ import orjson
 import pytest
 
 from messaging.protocol import (
+    EditEvent,
     HideEvent,
     ReadEvent,
     RecallEvent,
@@ -59,6 +60,23 @@ def test_a_damaged_record_raises_for_the_consumer_to_skip() -> None:
 
 DOWNSTREAM = (b'[{"f":"{\\"type\\":\\"ack\\"}","c":["c-9"]},'
               b'{"f":"{\\"type\\":\\"message\\"}","u":[3,17],"x":"c-9"},{"f":"{\\"type\\":\\"typing\\"}","u":[17]}]')
+
+
+# v1.1 records: a send's reply and mentions ride in keys written only when present (so a
+# plain send keeps the bytes above), and an edit notice is a new event type.
+V11_RECORDS = [
+    (b'{"t":"send","uid":3,"gw":"gw1","conn":"c-9","cid":"g_42","client_msg_id":"c-2","body":"@17 yes",'
+     b'"kind":"text","extra":{},"rt":"7203348511297536001","mn":[17,5]}',
+     SendEvent(3, "g_42", "c-2", "@17 yes", "text", {}, "gw1", "c-9", 7203348511297536001, [17, 5])),
+    (b'{"t":"edit","cid":"s_3_17","mid":"7203348511297536001","seq":4,"body":"fixed","at":1800000000000}',
+     EditEvent("s_3_17", 7203348511297536001, 4, "fixed", 1800000000000)),
+]
+
+
+@pytest.mark.parametrize(("record", "event"), V11_RECORDS)
+def test_v11_records_round_trip(record: bytes, event: object) -> None:
+    assert decode_upstream(record) == event
+    assert encode_upstream(event) == record  # type: ignore[arg-type]
 
 
 def test_downstream_records_of_the_previous_release_decode_and_encode_the_same() -> None:
