@@ -10,7 +10,7 @@ const MAX_SUGGESTIONS = 8;
 const MAX_MENTIONS = 50;  // the server refuses a send naming more
 const AT_WORD = /(^|\s)@([A-Za-z0-9_.-]{0,32})$/; // an "@" word just before the caret
 
-const picker = { items: [], index: 0, start: -1 };
+const picker = { items: [], index: 0, start: -1, fetching: false };
 
 /** Lower-cased username -> "is it me?" for the users `m` mentions (names fetched on demand). */
 export function mentionNames(m) {
@@ -35,10 +35,12 @@ export function mentionsIn(conv, body) {
 
 /** The people one can mention in `conv` whose user record is known: the peer, or the group's members. */
 function participants(conv) {
-  let ids;
-  if (conv.kind === "single") ids = [conv.peerId];
-  else ids = (knownMembers(conv.groupId) || []).map((m) => m.user_id);
-  return ids.filter((id) => id !== state.me.id).map((id) => state.users.get(id)).filter(Boolean);
+  return participantIds(conv).map((id) => state.users.get(id)).filter(Boolean);
+}
+
+function participantIds(conv) {
+  const ids = conv.kind === "single" ? [conv.peerId] : (knownMembers(conv.groupId) || []).map((m) => m.user_id);
+  return ids.filter((id) => id !== state.me.id);
 }
 
 function suggestions(conv, prefix) {
@@ -94,6 +96,15 @@ function onComposerInput() {
   }
   if (conv.kind === "group" && !knownMembers(conv.groupId)) {
     groupMembers(conv.groupId).then(onComposerInput).catch(() => {});
+  } else if (!picker.fetching) {
+    // Members whose names are not here yet: fetch them, then list again (once per "@" word).
+    const missing = participantIds(conv).filter((id) => !state.users.has(id));
+    if (missing.length) {
+      picker.fetching = true;
+      Promise.all(missing.slice(0, 200).map((id) => getUser(id)))
+        .then(() => { if (picker.start >= 0) onComposerInput(); })
+        .finally(() => { picker.fetching = false; });
+    }
   }
   picker.start = input.selectionStart - match[2].length - 1;
   picker.items = suggestions(conv, match[2]);

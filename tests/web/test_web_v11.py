@@ -2,6 +2,7 @@
 reactions, mentions and live presence, in real Chromium against the live stack."""
 
 import re
+from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -23,6 +24,13 @@ from tests.web.test_web_client import (
 
 pytestmark = pytest.mark.e2e
 
+# Reactions and live presence come from their own backend branches: until those are
+# merged here the gateway answers their frames with unknown_type, so their tests wait.
+PROTOCOL = (Path(__file__).resolve().parents[2] / "messaging" / "protocol.py").read_text()
+needs_reactions = pytest.mark.skipif('"react"' not in PROTOCOL, reason="the reactions backend is not merged yet")
+needs_presence = pytest.mark.skipif('"presence_subscribe"' not in PROTOCOL,
+                                    reason="the live-presence backend is not merged yet")
+
 browser = test_web_client.browser
 pages = test_web_client.pages
 
@@ -31,6 +39,12 @@ def history(user: User, cid: str) -> list[dict]:
     r = user.get(f"/api/conversations/{cid}/messages", params={"limit": 200})
     assert r.status_code == 200, r.text
     return r.json()["messages"]
+
+
+def body_is(page: Page, text: str) -> Locator:
+    """The message whose own text is `text` (a reply's quote of it does not count)."""
+    return page.locator("#message-list li.msg").filter(
+        has=page.locator(".msg-body", has_text=re.compile(f"^{re.escape(text)}$")))
 
 
 def stored(user: User, cid: str, body: str) -> dict:
@@ -55,7 +69,7 @@ def test_reply_shows_the_quote_in_both_browsers_and_is_stored_with_reply_to(page
     acked(my_page, "yes, see you there")
     expect(my_page.locator("#composer-context")).to_be_hidden()  # one reply, then plain sends again
 
-    for page, who in ((my_page, peer.username), (peer_page, peer.username)):
+    for page, who in ((my_page, peer.username), (peer_page, "You")):
         quote = message(page, "yes, see you there").locator(".reply-quote")
         expect(quote.locator(".quote-who")).to_have_text(who)
         expect(quote.locator(".quote-text")).to_have_text("lunch at noon?")
@@ -65,7 +79,10 @@ def test_reply_shows_the_quote_in_both_browsers_and_is_stored_with_reply_to(page
     }
 
     # Escape cancels a reply: the next send is a plain message.
-    message_menu(my_page, "lunch at noon?").filter(has_text="Reply").click()
+    original_item = body_is(my_page, "lunch at noon?")
+    original_item.hover()
+    original_item.get_by_role("button", name="Message actions").click()
+    my_page.locator("#menu").get_by_role("menuitem", name="Reply").click()
     expect(my_page.locator("#composer-context")).to_be_visible()
     my_page.press("#composer-input", "Escape")
     expect(my_page.locator("#composer-context")).to_be_hidden()
@@ -93,9 +110,9 @@ def test_clicking_a_quote_loads_history_back_to_the_original_and_marks_it(pages:
     open_chat(page, cid)
     quote = message(page, "answering myself").locator(".reply-quote")
     expect(quote.locator(".quote-who")).to_have_text(peer.username)
-    expect(message(page, "the very first words")).to_have_count(0)  # 70 messages back: not loaded
+    expect(body_is(page, "the very first words")).to_have_count(0)  # 70 messages back: not loaded
     quote.click()
-    target = message(page, "the very first words")
+    target = body_is(page, "the very first words")
     expect(target).to_be_in_viewport()
     expect(target).to_have_class(re.compile(r"\bflash\b"))
     expect(quote.locator(".quote-text")).to_have_text("the very first words")  # now known
@@ -145,6 +162,7 @@ def reaction(page: Page, text: str, emoji: str) -> Locator:
     return message(page, text).locator(f'.reaction[data-emoji="{emoji}"]')
 
 
+@needs_reactions
 def test_reactions_are_picked_counted_and_toggled_in_both_browsers(pages: Pages) -> None:
     me, peer = register("rct"), register("rct", gateway_id="tgw2")
     cid = single_cid(me, peer)
@@ -238,6 +256,7 @@ def test_unread_mentions_from_the_list_show_the_badge_after_a_reload(pages: Page
 # --- live presence -------------------------------------------------------------------
 
 
+@needs_presence
 def test_presence_dots_follow_the_peer_live(pages: Pages) -> None:
     me, peer = register("prs"), register("prs", gateway_id="tgw2")
     cid = single_cid(me, peer)
