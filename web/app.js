@@ -7,16 +7,23 @@
 // the views only through the hooks set here, so no module imports one above it.
 
 import { STORAGE_KEY, auth, onAuthEvents, scheduleRefresh } from "./api.js";
+import { onQuoteClick, renderComposerContext, wireComposeContext } from "./compose-context.js";
 import { abandonSyncs, catchUp, handleFrame } from "./frames.js";
+import { wireMentions } from "./mentions.js";
 import { wireMenu } from "./menu.js";
+import { onNotificationClick, wireNotifications } from "./notify.js";
 import { endSession, sessionLost, showAuth, startSession, wireSession } from "./session.js";
 import { onSocketEvents, reconnectNow, renewSocketAuth } from "./socket.js";
 import { markRead, refreshListSoon, setRenderer, state, unreadOf } from "./store.js";
 import { wireComposer } from "./view-composer.js";
 import { renderList, renderMe, wireList } from "./view-list.js";
-import { renderConversation, renderTypingLine, wireMessages } from "./view-messages.js";
+import { renderGroupPanel, wireGroupPanel } from "./view-group.js";
+import {
+  openConversation, renderConversation, renderTypingLine, showMessage, wireMessages,
+} from "./view-messages.js";
 import { wirePeople } from "./view-people.js";
 import { renderBlockNotice, wireProfile } from "./view-profile.js";
+import { wireSearch } from "./view-search.js";
 
 /** Draw the whole page from the state (store.js' scheduleRender batches the calls). */
 function renderAll({ stick = false } = {}) {
@@ -26,6 +33,8 @@ function renderAll({ stick = false } = {}) {
   renderConversation({ stick });
   renderTypingLine();
   renderBlockNotice();
+  renderGroupPanel();
+  renderComposerContext();
   const total = [...state.convs.values()].reduce((n, c) => n + (c.muted ? 0 : unreadOf(c)), 0);
   document.title = total ? `(${total}) GoChat` : "GoChat";
 }
@@ -76,12 +85,19 @@ function boot() {
   onSocketEvents({ ready: catchUp, frame: handleFrame, closed: abandonSyncs });
   wireSession();
   wirePeople();
+  wireSearch();
   wireMessages();
+  wireMentions(); // before the composer: its keys (Enter picks a name) come first
+  wireComposeContext();
   wireComposer();
   wireWindow();
   wireMenu();
   wireList();
   wireProfile();
+  wireGroupPanel();
+  wireNotifications();
+  onNotificationClick(openConversation);
+  onQuoteClick(showMessage);
   auth.data = auth.read();
   if (auth.data) startSession();
   else showAuth();

@@ -1,7 +1,11 @@
 // What the server's frames do to the state (docs/protocol.md, "Server frames"), and what
 // the client does when a socket is proven or lost. socket.js carries the frames here.
 
+import { applyEdit } from "./compose-context.js";
 import { toast } from "./dom.js";
+import { notifyMessage } from "./notify.js";
+import { applyPresence } from "./presence.js";
+import { applyReaction } from "./reactions.js";
 import { retryAfterRateLimit, sendFrame } from "./socket.js";
 import {
   addMessage, applyRecall, dropMessage, ensureConv, findPending, loadConversations, markRead, requestSync,
@@ -35,7 +39,11 @@ export function handleFrame(f) {
       if (m) stopTyping(m.conversation_id, m.sender_id);
       if (addMessage(m, "push")) {
         const conv = state.convs.get(m.conversation_id);
+        if (conv && Array.isArray(m.mentions) && m.mentions.includes(state.me.id) && m.sender_id !== state.me.id) {
+          conv.unreadMentions += 1;
+        }
         if (conv && conv.id === state.activeId) markRead(conv);
+        if (conv) notifyMessage(conv, m);
         scheduleRender();
       }
       break;
@@ -48,6 +56,7 @@ export function handleFrame(f) {
         addMessage({
           message_id: f.message_id, conversation_id: f.conversation_id, seq: f.seq, sender_id: state.me.id,
           kind: p.kind, body: p.body, extra: p.extra || {}, client_msg_id: f.client_msg_id, ts: f.ts, recalled: false,
+          reply_to: p.replyTo || null, mentions: p.mentions || [], reactions: [], edited_at: null,
         }, "ack");
       } else if (!conv.ids.has(String(f.message_id))) {
         requestSync(conv);
@@ -88,6 +97,15 @@ export function handleFrame(f) {
     }
     case "typing":
       onTypingFrame(f);
+      break;
+    case "edit":
+      applyEdit(f);
+      break;
+    case "reaction":
+      applyReaction(f);
+      break;
+    case "presence":
+      applyPresence(f);
       break;
     case "hidden": {
       const conv = state.convs.get(f.conversation_id);

@@ -6,8 +6,11 @@ import { $, h } from "./dom.js";
 
 const menuState = { anchor: null };
 
-/** Open a menu of `items` ({label, run, danger?}) by `anchor`, or at a pointer position `at`. */
-export function openMenu(anchor, label, items, at = null) {
+/**
+ * Open a menu of `items` ({label, run, danger?}) by `anchor`, or at a pointer position `at`;
+ * `variant` is an extra class (`emoji-picker`: one row of emoji).
+ */
+export function openMenu(anchor, label, items, at = null, variant = "") {
   if (menuState.anchor === anchor) {
     closeMenu(true); // the same button again: toggle
     return;
@@ -15,6 +18,7 @@ export function openMenu(anchor, label, items, at = null) {
   closeMenu();
   const el = $("#menu");
   el.setAttribute("aria-label", label);
+  el.className = variant ? `menu ${variant}` : "menu";
   el.replaceChildren(...items.map((item) => h("button", {
     type: "button", role: "menuitem", class: item.danger ? "menu-item danger-text" : "menu-item",
     onclick: () => { closeMenu(true); item.run(); },
@@ -46,9 +50,9 @@ function onMenuKeydown(ev) {
   if (ev.key === "Escape") {
     ev.preventDefault();
     closeMenu(true);
-  } else if (ev.key === "ArrowDown" || ev.key === "ArrowUp") {
+  } else if (["ArrowDown", "ArrowUp", "ArrowRight", "ArrowLeft"].includes(ev.key)) {
     ev.preventDefault();
-    const step = ev.key === "ArrowDown" ? 1 : -1;
+    const step = ev.key === "ArrowDown" || ev.key === "ArrowRight" ? 1 : -1;
     const i = buttons.indexOf(document.activeElement);
     buttons[(i + step + buttons.length) % buttons.length].focus();
   } else if (ev.key === "Tab") {

@@ -5,6 +5,7 @@ import { ApiError, api, auth, cancelRefresh, scheduleRefresh } from "./api.js";
 import { clearStaged } from "./attachments.js";
 import { $, toast } from "./dom.js";
 import { closeMenu } from "./menu.js";
+import { presenceIsLive, resetPresence } from "./presence.js";
 import { connect, disconnect, startSocket } from "./socket.js";
 import { loadConversations, loadGroups, refreshPresence, renderNow, state } from "./store.js";
 import { resetTyping } from "./typing.js";
@@ -45,7 +46,8 @@ export function startSession() {
     .finally(() => { connect(); refreshPresence().catch(() => {}); });
   pollTimers.forEach(clearInterval);
   pollTimers = [
-    setInterval(() => { refreshPresence().catch(() => {}); }, PRESENCE_POLL_MS),
+    // Only while the server has not shown it pushes presence (presence.js).
+    setInterval(() => { if (!presenceIsLive()) refreshPresence().catch(() => {}); }, PRESENCE_POLL_MS),
     setInterval(() => { if (document.visibilityState === "visible") loadConversations().catch(() => {}); }, LIST_POLL_MS),
   ];
 }
@@ -55,6 +57,7 @@ export function endSession() {
   cancelRefresh();
   pollTimers.forEach(clearInterval);
   pollTimers = [];
+  resetPresence();
   for (const conv of state.convs.values()) for (const p of conv.pending) clearTimeout(p.timer);
   resetTyping();
   closeMenu();

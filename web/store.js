@@ -75,6 +75,7 @@ function makeConv(cid) {
     hasMoreBefore: false,
     syncing: false,
     syncAgain: false,
+    unreadMentions: 0,   // unread messages that mention me (the list's `unread_mentions`, then pushes)
   };
   if (conv.kind === "single") {
     const [a, b] = cid.slice(2).split("_").map(Number);
@@ -169,6 +170,7 @@ export function addMessage(m, source) {
   if (conv.ids.has(id)) {
     const existing = conv.messages.get(m.seq);
     if (existing && m.recalled && !existing.recalled) applyRecall(conv, id, m.seq);
+    if (existing && !existing.recalled) refreshRich(existing, m);
     return false;
   }
   const msg = { ...m, message_id: id };
@@ -187,6 +189,15 @@ export function addMessage(m, source) {
     if (source === "sync" || source === "history-forward") conv.syncedSeq = Math.max(conv.syncedSeq, msg.seq);
   }
   return true;
+}
+
+/** A message seen again (sync, history): its edit and reactions as the server has them now. */
+function refreshRich(existing, m) {
+  if (m.edited_at && m.edited_at !== existing.edited_at) {
+    existing.body = m.body;
+    existing.edited_at = m.edited_at;
+  }
+  if (Array.isArray(m.reactions)) existing.reactions = m.reactions;
 }
 
 export function applyRecall(conv, messageId, seq) {
@@ -253,6 +264,8 @@ export function sortedConvs() {
 export function sendFrameOf(conv, p) {
   const frame = { type: "send", client_msg_id: p.cmid, conversation_id: conv.id, body: p.body, kind: p.kind };
   if (p.extra) frame.extra = p.extra;
+  if (p.replyTo) frame.reply_to = p.replyTo.message_id;
+  if (p.mentions && p.mentions.length) frame.mentions = p.mentions;
   return frame;
 }
 
@@ -273,14 +286,16 @@ export function markRead(conv) {
   const seq = conv.maxSeq;
   conv.readSeq = Math.max(conv.readSeq, seq);
   conv.sentReadSeq = Math.max(conv.sentReadSeq, seq);
+  conv.unreadMentions = 0; // read up to the newest: none is unread
   if (!sendFrame({ type: "read", conversation_id: conv.id, seq })) {
     api(`/api/conversations/${encodeURIComponent(conv.id)}/read`, { method: "POST", body: { seq } }).catch(() => {});
   }
   scheduleRender();
 }
 
-export function sendText(conv, body, kind = "text", extra = undefined) {
-  const p = { cmid: randomId(), body, kind, extra, status: "pending", detail: "", timer: null };
+/** Send a message; `replyTo` ({message_id, seq, sender_id}) and `mentions` (user ids) are optional. */
+export function sendText(conv, body, kind = "text", extra = undefined, { replyTo = null, mentions = [] } = {}) {
+  const p = { cmid: randomId(), body, kind, extra, replyTo, mentions, status: "pending", detail: "", timer: null };
   conv.pending.push(p);
   conv.lastTs = Date.now();
   transmit(conv, p);
@@ -315,6 +330,7 @@ export async function loadConversations() {
     if (fresh || !conv.loaded) conv.syncedSeq = Math.max(conv.syncedSeq, item.max_seq || 0);
     conv.maxSeq = Math.max(conv.maxSeq, item.max_seq || 0);
     conv.readSeq = Math.max(conv.readSeq, item.read_seq || 0);
+    if (typeof item.unread_mentions === "number") conv.unreadMentions = item.unread_mentions;
     const last = item.last_message;
     if (last && (!conv.lastMessage || last.seq >= conv.lastMessage.seq)) {
       const known = conv.messages.get(last.seq);

@@ -2,7 +2,9 @@
 // its text), the typing frames it triggers, and the attach button (attachments.js).
 
 import { hasStagedAttachment, initAttachments, sendStaged } from "./attachments.js";
+import { cancelContext, replyTarget, submitEdit } from "./compose-context.js";
 import { $ } from "./dom.js";
+import { mentionsIn } from "./mentions.js";
 import { sendText, state } from "./store.js";
 import { noteTyping } from "./typing.js";
 
@@ -22,10 +24,17 @@ function submitComposer(ev) {
     sendStaged(conv, body.trim() ? body : "", sendText);
     return;
   }
+  if (conv && submitEdit(conv, body)) {
+    input.value = "";
+    autoGrow(input);
+    return;
+  }
   if (!conv || !body.trim()) return;
   input.value = "";
   autoGrow(input);
-  sendText(conv, body);
+  const replyTo = replyTarget(conv);
+  cancelContext();
+  sendText(conv, body, "text", undefined, { replyTo, mentions: mentionsIn(conv, body) });
 }
 
 export function wireComposer() {

@@ -41,6 +41,7 @@ export function renderList() {
   const convs = sortedConvs();
   const items = convs.map((conv) => {
     const unread = unreadOf(conv);
+    const mentioned = unread ? Math.min(conv.unreadMentions, unread) : 0;
     const title = convTitle(conv);
     const peer = conv.kind === "single" && conv.peerId !== state.me.id ? state.users.get(conv.peerId) : null;
     const avatar = fillAvatar(h("span", { class: "avatar", "aria-hidden": "true" }), title, avatarSeed(conv),
@@ -54,7 +55,8 @@ export function renderList() {
     return h("li", {
       class: classes.join(" "), role: "button", tabindex: "0", dataset: { cid: conv.id },
       "aria-current": conv.id === state.activeId ? "true" : null,
-      "aria-label": [title, conv.pinned && "pinned", conv.muted && "muted", unread && `${unread} unread`]
+      "aria-label": [title, conv.pinned && "pinned", conv.muted && "muted", unread && `${unread} unread`,
+        mentioned && `${mentioned} mentioning you`]
         .filter(Boolean).join(", "),
     },
     avatar,
@@ -65,6 +67,9 @@ export function renderList() {
         h("time", { class: "conv-time", text: shortTime(conv.lastMessage ? conv.lastMessage.ts : 0) })),
       h("div", { class: "conv-bottom" },
         h("span", { class: typing ? "conv-preview is-typing" : "conv-preview", text: typing || previewOf(conv) }),
+        mentioned ? h("span", {
+          class: "badge mention-badge", title: "Mentions of you", dataset: { mentions: String(mentioned) }, text: "@",
+        }) : null,
         unread ? h("span", { class: conv.muted ? "badge muted" : "badge", dataset: { unread: String(unread) }, text: unread > 99 ? "99+" : String(unread) }) : null)),
     convOptionsButton(conv, title));
   });
@@ -77,6 +82,8 @@ export function closeSearch() {
   state.searchQuery = "";
   $("#search-panel").hidden = true;
   $("#search-results").replaceChildren();
+  $("#message-results").replaceChildren();
+  $("#message-section").hidden = true;
 }
 
 // --- mute and pin

@@ -10,13 +10,20 @@ import {
   addMessage, applyRecall, convTitle, dropMessage, ensureConv, findMessage, getUser, lowestSeq, markRead,
   renderNow, requestSync, scheduleRender, state, transmit, userName,
 } from "./store.js";
+import { canEdit, replyQuote, replySig, startEdit, startReply } from "./compose-context.js";
+import { mentionNames } from "./mentions.js";
+import { openReactionPicker, reactionRow, reactionSig } from "./reactions.js";
+import { richText } from "./text.js";
 import { typingLabel } from "./typing.js";
 import { avatarSeed, closeSearch } from "./view-list.js";
 
 const PAGE_SIZE = 30;             // history page (before_seq)
 const RECALL_WINDOW_MS = 120_000; // the server's default GOCHAT_RECALL_WINDOW_S (not sent to clients)
 
+const FLASH_MS = 3_000;           // how long a message jumped to stays highlighted
+
 const msgDom = new Map(); // key -> {el, sig}
+const flashed = { key: "", until: 0 }; // the message last jumped to (a redraw keeps its mark)
 
 function loadInitial(conv) {
   if (conv.loaded) return Promise.resolve();
@@ -53,7 +60,7 @@ function loadInitial(conv) {
   return conv.loading;
 }
 
-async function loadOlder(conv) {
+async function loadOlder(conv, limit = PAGE_SIZE) {
   if (!conv.loaded || conv.loadingOlder || !conv.hasMoreBefore) return;
   const low = lowestSeq(conv);
   if (low <= 1) {
@@ -64,7 +71,7 @@ async function loadOlder(conv) {
   conv.loadingOlder = true;
   renderHistoryStatus(conv);
   try {
-    const page = await api(`/api/conversations/${encodeURIComponent(conv.id)}/messages?before_seq=${low}&limit=${PAGE_SIZE}`);
+    const page = await api(`/api/conversations/${encodeURIComponent(conv.id)}/messages?before_seq=${low}&limit=${limit}`);
     const el = $("#messages");
     const fromBottom = el.scrollHeight - el.scrollTop;
     for (const m of page.messages) addMessage(m, "history");
@@ -108,7 +115,42 @@ export async function openConversation(cid) {
   }
 }
 
-function closeConversation() {
+/** Open `cid` scrolled to its message `seq`, loading earlier pages until it is there, and mark it. */
+export async function openConversationAt(cid, seq) {
+  await openConversation(cid);
+  await showMessage(cid, seq);
+}
+
+/** Scroll the open conversation to its message `seq` (history paged back as far as needed) and flash it. */
+export async function showMessage(cid, seq) {
+  const conv = state.convs.get(cid);
+  for (let i = 0; i < 100 && conv && state.activeId === cid && !conv.messages.has(seq); i++) {
+    if (conv.loadingOlder || conv.loading) {
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      continue;
+    }
+    if (!conv.hasMoreBefore || lowestSeq(conv) <= seq) break;
+    // One request for what lies between, up to the server's page limit of 200.
+    await loadOlder(conv, Math.min(200, Math.max(PAGE_SIZE, lowestSeq(conv) - seq + 5)));
+  }
+  const m = conv && conv.messages.get(seq);
+  if (!m || state.activeId !== cid) {
+    if (state.activeId === cid) toast("That message is no longer here.");
+    return;
+  }
+  // After the renders already queued (which stick to the bottom), not before them.
+  await new Promise((resolve) => setTimeout(resolve, 0));
+  renderNow();
+  flashed.key = `m:${m.message_id}`;
+  flashed.until = Date.now() + FLASH_MS;
+  const el = $(`#message-list li.msg[data-message-id="${m.message_id}"]`);
+  if (!el) return;
+  el.classList.add("flash");
+  el.scrollIntoView({ block: "center" });
+  setTimeout(() => el.classList.remove("flash"), FLASH_MS);
+}
+
+export function closeConversation() {
   state.activeId = null;
   clearMessagePane();
   $("#chat-view").classList.remove("show-conversation");
@@ -176,14 +218,15 @@ function renderMessageItem(conv, item) {
   const status = statusOf(conv, m);
   const showSender = conv.kind === "group" && !mine && item.firstOfRun;
   const sender = showSender ? userName(m.sender_id) : "";
-  const sig = JSON.stringify(["m", m.recalled, m.body, status, sender, item.firstOfRun, item.lastOfRun]);
+  const sig = JSON.stringify(["m", m.recalled, m.body, status, sender, item.firstOfRun, item.lastOfRun,
+    m.edited_at || 0, replySig(conv, m), reactionSig(m), [...mentionNames(m).keys()].join()]);
   return [sig, () => {
     const classes = ["msg"];
     if (mine) classes.push("mine");
     if (m.recalled) classes.push("recalled");
     if (!item.firstOfRun) classes.push("cont");
     if (item.lastOfRun) classes.push("last-of-run");
-    const bubble = h("div", { class: "bubble" });
+    const bubble = h("div", { class: "bubble" }, replyQuote(conv, m));
     const attachment = m.recalled ? null : attachmentView(m);
     if (m.recalled) {
       bubble.append(h("span", { class: "msg-body", text: mine ? "You recalled a message" : "This message was recalled" }));
@@ -193,7 +236,9 @@ function renderMessageItem(conv, item) {
       if (m.body) bubble.append(h("span", { class: "msg-body caption", text: m.body }));
     } else {
       if (m.kind !== "text") bubble.append(h("span", { class: "msg-kind", text: `[${m.kind}]` }));
-      bubble.append(h("span", { class: "msg-body", text: m.body }));
+      bubble.append(m.kind === "text"
+        ? h("span", { class: "msg-body" }, richText(m.body, mentionNames(m)))
+        : h("span", { class: "msg-body", text: m.body }));
       const url = m.kind === "text" ? null : safeUrl(m.body);
       if (url) bubble.append(" ", h("a", { href: url, target: "_blank", rel: "noopener noreferrer", text: "open" }));
     }
@@ -205,7 +250,10 @@ function renderMessageItem(conv, item) {
     bubble,
     h("div", { class: "msg-meta" },
       h("time", { datetime: new Date(m.ts).toISOString(), title: new Date(m.ts).toLocaleString(), text: timeFmt.format(new Date(m.ts)) }),
-      status ? h("span", { class: `msg-status ${status === "Read" ? "read" : "sent"}`, text: status }) : null));
+      m.edited_at && !m.recalled
+        ? h("span", { class: "msg-edited", title: new Date(m.edited_at).toLocaleString(), text: "edited" }) : null,
+      status ? h("span", { class: `msg-status ${status === "Read" ? "read" : "sent"}`, text: status }) : null),
+    reactionRow(m));
   }];
 }
 
@@ -299,6 +347,11 @@ function openMessageMenu(conv, messageId, anchor) {
   const m = findMessage(conv, messageId);
   if (!m) return;
   const items = [];
+  if (!m.recalled) {
+    items.push({ label: "Reply", run: () => startReply(conv, m) });
+    items.push({ label: "React", run: () => openReactionPicker(m, anchor) });
+  }
+  if (canEdit(m)) items.push({ label: "Edit", run: () => startEdit(conv, m) });
   if (canRecall(m)) items.push({ label: "Recall", run: () => recallMessage(conv, m.message_id) });
   items.push({ label: "Delete for me", danger: true, run: () => deleteForMe(conv, m.message_id) });
   openMenu(anchor, "Message actions", items);
@@ -329,6 +382,7 @@ async function deleteForMe(conv, messageId) {
 function decorateMessage(conv, item, el) {
   if (item.type !== "msg") return;
   const id = item.m.message_id;
+  if (flashed.key === item.key && Date.now() < flashed.until) el.classList.add("flash");
   el.append(h("button", {
     type: "button", class: "msg-more", "aria-label": "Message actions", "aria-haspopup": "menu",
     onclick: (ev) => openMessageMenu(conv, id, ev.currentTarget),

@@ -64,7 +64,7 @@ const groupDialog = {
   picked: new Map(), // id -> user
 };
 
-function openGroupDialog(mode, groupId = null) {
+export function openGroupDialog(mode, groupId = null) {
   groupDialog.mode = mode;
   groupDialog.groupId = groupId;
   groupDialog.picked.clear();

@@ -471,7 +471,7 @@ def test_recall_of_own_message_shows_the_placeholder_in_both_browsers(pages: Pag
 
     # Someone else's message can be deleted for me, not recalled.
     items = message_menu(my_page, "hello there")
-    expect(items).to_have_text(["Delete for me"])
+    expect(items).to_have_text(["Reply", "React", "Delete for me"])
     my_page.keyboard.press("Escape")
     expect(my_page.locator("#menu")).to_be_hidden()
 
@@ -479,7 +479,7 @@ def test_recall_of_own_message_shows_the_placeholder_in_both_browsers(pages: Pag
     acked(my_page, "oops, wrong chat")
     expect(message(peer_page, "oops, wrong chat")).to_be_visible()
     items = message_menu(my_page, "oops, wrong chat")
-    expect(items).to_have_text(["Recall", "Delete for me"])
+    expect(items).to_have_text(["Reply", "React", "Edit", "Recall", "Delete for me"])
     items.filter(has_text="Recall").click()
 
     recalled = "#message-list li.msg.recalled .msg-body"
