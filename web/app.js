@@ -12,6 +12,7 @@ import { abandonSyncs, catchUp, handleFrame } from "./frames.js";
 import { wireMentions } from "./mentions.js";
 import { wireMenu } from "./menu.js";
 import { onNotificationClick, wireNotifications } from "./notify.js";
+import { syncPresenceSubscription } from "./presence.js";
 import { endSession, sessionLost, showAuth, startSession, wireSession } from "./session.js";
 import { onSocketEvents, reconnectNow, renewSocketAuth } from "./socket.js";
 import { markRead, refreshListSoon, setRenderer, state, unreadOf } from "./store.js";
@@ -35,6 +36,7 @@ function renderAll({ stick = false } = {}) {
   renderBlockNotice();
   renderGroupPanel();
   renderComposerContext();
+  syncPresenceSubscription(); // the dots in view changed: watch their people
   const total = [...state.convs.values()].reduce((n, c) => n + (c.muted ? 0 : unreadOf(c)), 0);
   document.title = total ? `(${total}) GoChat` : "GoChat";
 }

@@ -4,7 +4,7 @@
 import { applyEdit } from "./compose-context.js";
 import { toast } from "./dom.js";
 import { notifyMessage } from "./notify.js";
-import { applyPresence } from "./presence.js";
+import { applyPresence, resubscribePresence } from "./presence.js";
 import { applyReaction } from "./reactions.js";
 import { retryAfterRateLimit, sendFrame } from "./socket.js";
 import {
@@ -22,6 +22,7 @@ export function catchUp() {
   // Catch up: every known conversation from the last seq we saw, and the list for new ones.
   for (const conv of state.convs.values()) requestSync(conv);
   loadConversations().catch(() => {});
+  resubscribePresence(); // a new socket watches nobody yet
   const active = state.convs.get(state.activeId);
   if (active) markRead(active);
 }
