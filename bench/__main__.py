@@ -14,6 +14,7 @@ Scenarios:
                then one reaction on a message there -> its last `reaction` push
   baseline     a plain Channels chat (group_send on channels-redis) under the same generator
   kafka-floor  the broker's raw produce -> consume round trip
+  index-lag    1:1 at a fixed rate: send -> searchable and send -> stored (bench/index_lag.py)
 Every figure is repeated --repeat times (min/median/max); results are printed as a
 table and written to bench-results/<timestamp>.json. Each measured window records
 every server process's CPU (% of a core, over the sending phase) and peak RSS: the
@@ -66,7 +67,7 @@ django.setup()
 
 import multiprocessing as mp  # noqa: E402
 
-from bench import broker_idle, loadgen  # noqa: E402
+from bench import broker_idle, index_lag, loadgen  # noqa: E402
 from bench.procfs import proc_cpu_s, proc_rss_kib  # noqa: E402
 from tests.stack import GATEWAY_PORTS, VENV_BIN, Process, Stack, wait_until, ws_url  # noqa: E402
 
@@ -476,6 +477,39 @@ class Bench:
                                                           for r in runs])
         return out
 
+    def index_lag(self) -> dict[str, Any]:
+        """Send -> searchable, at --index-lag-rate for --latency-duration per window, beside
+        send -> stored (bench/index_lag.py says how both are measured)."""
+        import MySQLdb
+        from django.conf import settings
+
+        a = self.args
+        db = settings.DATABASES["default"]
+
+        def connect() -> Any:
+            return MySQLdb.connect(host=db["HOST"] or "127.0.0.1", user=db["USER"], passwd=db["PASSWORD"],
+                                   db=db["NAME"], port=int(db["PORT"] or 3306))
+
+        pairs = self.pairs(a.latency_pairs, "lag")
+        pollers = {"searchable": index_lag.IndexPoller(connect), "stored": index_lag.IndexPoller(connect,
+                                                                                                 table="messages")}
+        for poller in pollers.values():
+            poller.start()
+        windows = self.run_pairs(ws_url("tgw1"), pairs, duration=a.latency_duration, total_rate=a.index_lag_rate,
+                                 warmup=3.0, windows=a.repeat, drain=2.0)
+        acked = [i for w in windows for i in w["result"].acked_ids]
+        out: dict[str, Any] = {"offered_per_s": a.index_lag_rate, "acked": len(acked),
+                               "persistence": self.persisted(acked)}
+        time.sleep(index_lag.WINDOW_S)  # the last rows are seen (or counted missed)
+        for name, poller in pollers.items():
+            poller.stop()
+            lags, missed = poller.lags_ms()
+            out[name] = {"rows": len(lags), "missed": missed, "polls": poller.polls,
+                         "p50_ms": round(percentile(lags, 50), 1), "p95_ms": round(percentile(lags, 95), 1),
+                         "p99_ms": round(percentile(lags, 99), 1), "max_ms": round(max(lags or [float("nan")]), 1)}
+        progress(f"index lag: {out}")
+        return out
+
     def connections(self) -> dict[str, Any]:
         a = self.args
         assert self.stack is not None
@@ -763,7 +797,8 @@ def machine() -> dict[str, Any]:
             "python": sys.version.split()[0], "gateway_server": "daphne"}
 
 
-SCENARIOS = ["broker-idle", "kafka-floor", "throughput", "latency", "baseline", "connections", "large-group"]
+SCENARIOS = ["broker-idle", "kafka-floor", "throughput", "latency", "baseline", "connections", "large-group",
+             "index-lag"]
 
 
 def main() -> None:
@@ -779,6 +814,7 @@ def main() -> None:
     parser.add_argument("--rates", type=int, nargs="+", default=[100, 500, 1000, 2000],
                         help="latency: total offered msg/s, a fresh stack each")
     parser.add_argument("--latency-pairs", type=int, default=500)
+    parser.add_argument("--index-lag-rate", type=int, default=500, help="index-lag: total offered msg/s")
     parser.add_argument("--latency-duration", type=float, default=15.0)
     parser.add_argument("--connections", type=int, default=10000)
     parser.add_argument("--group-size", type=int, default=100000)
@@ -861,6 +897,8 @@ def run_scenario(bench: Bench, name: str) -> dict[str, Any]:
             proc.stop()
     if name == "connections":
         return bench.connections()
+    if name == "index-lag":
+        return bench.index_lag()
     return bench.large_group()
 
 
@@ -919,6 +957,12 @@ def print_table(results: dict[str, Any]) -> None:
         if g.get("reaction_last_ms") is not None:  # result files before 2026-12-07 have none
             rows.append(("a reaction there -> last online member ms (received by)",
                          f"{g['reaction_last_ms']} ({g['reaction_received_by']})"))
+    if "index-lag" in s:
+        x = s["index-lag"]
+        for name in ("searchable", "stored"):
+            y = x[name]
+            rows.append((f"send -> {name} @{x['offered_per_s']}/s p50 / p95 / max ms",
+                         f"{y['p50_ms']} / {y['p95_ms']} / {y['max_ms']} ({y['rows']} rows, {y['missed']} missed)"))
     width = max(len(r[0]) for r in rows) if rows else 10
     print("\n" + "\n".join(f"{k:<{width}}  {v}" for k, v in rows))
 
