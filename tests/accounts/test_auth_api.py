@@ -186,7 +186,8 @@ def test_user_detail_shows_online_state() -> None:
     client, _ = authed("olga")
     other = User.objects.create_user(username="peter", password=PASSWORD)
     body = client.get(f"/api/users/{other.id}").json()
-    assert body == {"id": other.id, "username": "peter", "nickname": "", "online": False}
+    assert body == {"id": other.id, "username": "peter", "nickname": "", "online": False,
+                    "last_seen": None}
     assert client.get("/api/users/999999999").status_code == 404
 
 
