@@ -241,6 +241,75 @@ def test_two_people_register_find_each_other_and_chat(pages: Pages) -> None:
     expect(message(alice, "Nice. Let's start a group for the team next.").locator(".msg-status")).to_have_text(
         "Read")
 
+
+def signed_in_user(page: Page) -> User:
+    """The User whose tokens this page keeps (registered through the UI), for REST calls."""
+    session = json.loads(page.evaluate("key => localStorage.getItem(key)", STORAGE_KEY))
+    return User(session["user"]["id"], session["user"]["username"], session["access"], session["refresh"])
+
+
+def react(page: Page, text: str, emoji: str) -> None:
+    """Pick `emoji` for a message from its reaction picker, and wait for the count."""
+    item = message(page, text)
+    item.hover()
+    item.get_by_role("button", name="Add a reaction").click()
+    page.locator("#menu").get_by_role("menuitem").filter(has_text=emoji).click()
+    expect(item.locator(f'.reaction[data-emoji="{emoji}"][aria-pressed="true"]')).to_be_visible()
+
+
+def test_screenshot_shows_a_reply_reactions_and_search(pages: Pages) -> None:
+    """docs/screenshot-chat.png (in README.md): a conversation with a reply and its quote,
+    reactions (one of them mine), and the sidebar's search listing the messages that match,
+    all made through the UI."""
+    tag = uuid.uuid4().hex[:6]
+    alice, bob = pages.new(), pages.new()
+    register_in_ui(alice, f"alice_{tag}", "Alice")
+    register_in_ui(bob, f"bob_{tag}", "Bob")
+    start_chat(alice, f"bob_{tag}")
+    cid = alice.locator("#conversation-list li.conv-item.active").get_attribute("data-cid")
+    assert cid is not None
+    start_chat(bob, f"alice_{tag}")
+
+    lines = [(bob, "Morning! Is the demo still on for Friday?"),
+             (alice, "Yes! I'm polishing the slides tonight."),
+             (bob, "Can we show search in the demo?")]
+    for page, text in lines:
+        send(page, text)
+        acked(page, text)
+        expect(message(alice if page is bob else bob, text)).to_be_visible()
+
+    question = "Can we show search in the demo?"
+    message_menu(alice, question).filter(has_text="Reply").click()
+    answer = "Already in: type a word in the sidebar and every match shows up."
+    send(alice, answer)
+    acked(alice, answer)
+    closing = "Perfect, the team is going to love it"
+    send(bob, closing)
+    expect(message(alice, closing)).to_be_visible()
+    quote = message(alice, answer).locator(".reply-quote")
+    expect(quote.locator(".quote-who")).to_have_text("Bob")
+    expect(quote.locator(".quote-text")).to_have_text(question)
+
+    # ❤️ alone: the test machine's fonts draw it, not the picker's other emoji.
+    react(bob, answer, "❤️")
+    react(bob, closing, "❤️")
+    react(alice, closing, "❤️")
+    expect(message(alice, answer).locator('.reaction[data-emoji="❤️"]')).to_have_attribute("aria-pressed", "false")
+    expect(message(alice, closing).locator('.reaction[data-emoji="❤️"] .count')).to_have_text("2")
+
+    # Search finds a message once the persistence worker stored it, shortly after its ack.
+    me = signed_in_user(alice)
+    for _ in range(WAIT_MS // 200):
+        r = me.get("/api/search", params={"q": "demo"})
+        assert r.status_code == 200, r.text
+        if len(r.json()["results"]) >= 2:
+            break
+        alice.wait_for_timeout(200)
+    alice.fill("#user-search", "demo")
+    expect(alice.locator("#message-results .search-hit")).to_have_count(2)
+    expect(alice.locator("#conversation")).to_be_visible()
+    alice.mouse.move(780, 40)  # nothing hovered: no action buttons in the picture
+
     SCREENSHOT.parent.mkdir(exist_ok=True)
     alice.screenshot(path=str(SCREENSHOT))
 
