@@ -844,8 +844,6 @@ def main() -> None:
     if unknown:
         parser.error(f"unknown scenarios: {', '.join(sorted(unknown))}")
     chosen = SCENARIOS if not args.scenarios or "all" in args.scenarios else args.scenarios
-    os.environ["GOCHAT_LOGIC_LOOP"] = args.logic_loop  # the stack's processes inherit it
-    progress(f"logic loop: {args.logic_loop}")
     raise_fd_limit()
     bench = Bench(args)
     started = time.monotonic()
@@ -905,8 +903,6 @@ def run_scenario(bench: Bench, name: str) -> dict[str, Any]:
 def print_table(results: dict[str, Any]) -> None:
     s = results["scenarios"]
     rows = []
-    if "args" in results:  # result files before 2026-12-07 ran the native loop
-        rows.append(("logic loop", results["args"].get("logic_loop", "native")))
     if "broker-idle" in s:
         b = s["broker-idle"]
         rows.append(("kafka idle, no clients: CPU % of a core / RSS MiB",
