@@ -2,7 +2,6 @@
 reactions, mentions and live presence, in real Chromium against the live stack."""
 
 import re
-from pathlib import Path
 
 import pytest
 from playwright.sync_api import Locator, Page, expect
@@ -23,13 +22,6 @@ from tests.web.test_web_client import (
 )
 
 pytestmark = pytest.mark.e2e
-
-# Reactions and live presence come from their own backend branches: until those are
-# merged here the gateway answers their frames with unknown_type, so their tests wait.
-PROTOCOL = (Path(__file__).resolve().parents[2] / "messaging" / "protocol.py").read_text()
-needs_reactions = pytest.mark.skipif('"react"' not in PROTOCOL, reason="the reactions backend is not merged yet")
-needs_presence = pytest.mark.skipif('"presence_subscribe"' not in PROTOCOL,
-                                    reason="the live-presence backend is not merged yet")
 
 browser = test_web_client.browser
 pages = test_web_client.pages
@@ -162,7 +154,6 @@ def reaction(page: Page, text: str, emoji: str) -> Locator:
     return message(page, text).locator(f'.reaction[data-emoji="{emoji}"]')
 
 
-@needs_reactions
 def test_reactions_are_picked_counted_and_toggled_in_both_browsers(pages: Pages) -> None:
     me, peer = register("rct"), register("rct", gateway_id="tgw2")
     cid = single_cid(me, peer)
@@ -256,7 +247,6 @@ def test_unread_mentions_from_the_list_show_the_badge_after_a_reload(pages: Page
 # --- live presence -------------------------------------------------------------------
 
 
-@needs_presence
 def test_presence_dots_follow_the_peer_live(pages: Pages) -> None:
     me, peer = register("prs"), register("prs", gateway_id="tgw2")
     cid = single_cid(me, peer)
