@@ -235,27 +235,31 @@ def recent_mark_edited(conversation_id: str, seq: int, message_id: int, body: st
 
 def recent_cached(conversation_id: str, seq: int, message_id: int) -> dict[str, Any] | None:
     """The cached message object at seq, if it is that message."""
+    found = _recent_find(conversation_id, seq, message_id)
+    return found[1] if found is not None else None
+
+
+def _recent_find(conversation_id: str, seq: int, message_id: int) -> tuple[bytes, dict[str, Any]] | None:
+    """(raw entry, message object) of that message in the recent cache at seq."""
     key = redis_client.recent_key(conversation_id)
     for raw in cast(list[bytes], redis_client.client().zrangebyscore(key, seq, seq)):
         cached: dict[str, Any] = orjson.loads(raw)
         if cached["message_id"] == str(message_id):
-            return cached
+            return raw, cached
     return None
 
 
 def _recent_update(conversation_id: str, seq: int, message_id: int, changes: dict[str, Any], *,
                    stale: Callable[[dict[str, Any]], bool] = lambda cached: False) -> None:
-    r = redis_client.client()
-    key = redis_client.recent_key(conversation_id)
-    for raw in cast(list[bytes], r.zrangebyscore(key, seq, seq)):
-        cached = orjson.loads(raw)
-        if cached["message_id"] != str(message_id) or stale(cached):
-            continue
-        cached.update(changes)
-        pipe = r.pipeline(transaction=True)
-        pipe.zrem(key, raw)
-        pipe.zadd(key, {orjson.dumps(cached): seq})
-        pipe.execute()
+    found = _recent_find(conversation_id, seq, message_id)
+    if found is None or stale(found[1]):
+        return
+    raw, cached = found
+    cached.update(changes)
+    pipe = redis_client.client().pipeline(transaction=True)
+    pipe.zrem(redis_client.recent_key(conversation_id), raw)
+    pipe.zadd(redis_client.recent_key(conversation_id), {orjson.dumps(cached): seq})
+    pipe.execute()
 
 
 def messages_locate_recent(message_ids: list[int]) -> dict[int, tuple[str, int, int]]:
@@ -272,9 +276,8 @@ def messages_locate_recent(message_ids: list[int]) -> dict[int, tuple[str, int, 
 
 def message_locate(message_id: int) -> tuple[str, int, int] | None:
     """(conversation_id, seq, sender_id) of a message, from the Redis index or MySQL."""
-    raw = redis_client.client().get(redis_client.key("msgidx", message_id))
-    if raw is not None:
-        cid, seq, sender = redis_client.text(raw).split("|")
-        return cid, int(seq), int(sender)
+    found = messages_locate_recent([message_id]).get(message_id)
+    if found is not None:
+        return found
     row = Message.objects.filter(message_id=message_id).values_list("conversation_id", "seq", "sender_id").first()
     return (row[0], int(row[1]), int(row[2])) if row else None

@@ -337,7 +337,6 @@ def _reaction_target(*, user_id: int, message_id: int) -> str:
     readable by them (not in the conversation, before their group join, or deleted for
     them), as for delete-for-me; forbidden: recalled; blocked or forbidden: the 1:1
     send rule. Found in Redis' index before its row is stored."""
-    from gochat_project.infra import redis_client
     from messaging import rules, selectors, sequences
 
     found = sequences.message_locate(message_id)
@@ -353,9 +352,7 @@ def _reaction_target(*, user_id: int, message_id: int) -> str:
         raise AppError(NOT_FOUND, "No such message.")
     if (refusal := rules.reaction_refusal(user_id=user_id, ref=ref)) is not None:
         raise refusal
-    # The Redis mark also covers a recall that raced the message's own persistence.
-    if redis_client.client().exists(redis_client.key("recalled", message_id)) or Message.objects.filter(
-            message_id=message_id, recalled=True).exists():
+    if _kind_and_recalled(message_id, conversation_id, seq)[1]:  # also before the row is stored
         raise AppError(FORBIDDEN, "A recalled message takes no reactions.")
     return conversation_id
 
