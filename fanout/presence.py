@@ -54,6 +54,12 @@ def _entry(gateway_id: str, expires_at: float) -> str:
     return f"{gateway_id}|{expires_at:.0f}"
 
 
+def _entry_parse(raw: bytes | str) -> tuple[str, float]:
+    """(gateway id, expires_at) of a connection's entry, as _entry wrote it."""
+    gateway_id, _, expires_at = redis_client.text(raw).partition("|")
+    return gateway_id, float(expires_at or 0)
+
+
 async def presence_refresh(connections: Iterable[tuple[int, str]], gateway_id: str) -> set[int]:
     """Write or refresh (user_id, connection_id) pairs of one gateway in one round trip.
     Returns the users who came online with it: absent from `online` until now, or present
@@ -128,7 +134,7 @@ async def _live_expiry(user_ids: list[int]) -> dict[int, float]:
     now = time.time()
     live: dict[int, float] = {}
     for user_id, entries in zip(user_ids, await pipe.execute(), strict=True):
-        expiries = [float(redis_client.text(e).partition("|")[2] or 0) for e in entries]
+        expiries = [_entry_parse(e)[1] for e in entries]
         if expiries and max(expiries) > now:
             live[user_id] = max(expiries)
     return live
@@ -189,8 +195,8 @@ def gateways_of_users(user_ids: Iterable[int]) -> dict[int, set[str]]:
     found: dict[int, set[str]] = defaultdict(set)
     for user_id, entries in zip(ids, pipe.execute(), strict=True):
         for entry in entries:
-            gateway_id, _, expires_at = entry.decode().partition("|")
-            if float(expires_at or 0) > now:
+            gateway_id, expires_at = _entry_parse(entry)
+            if expires_at > now:
                 found[user_id].add(gateway_id)
     return found
 
@@ -256,7 +262,7 @@ async def connection_gateways(user_id: int) -> dict[str, str]:
     now = time.time()
     live = {}
     for k, v in entries.items():
-        gateway_id, _, expires_at = redis_client.text(v).partition("|")
-        if float(expires_at or 0) > now:
+        gateway_id, expires_at = _entry_parse(v)
+        if expires_at > now:
             live[redis_client.text(k)] = gateway_id
     return live
