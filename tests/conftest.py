@@ -112,6 +112,16 @@ class Db:
         wait_until(lambda: len(self.stored(cid)) >= count, timeout, f"{count} rows stored in {cid}", interval=0.2)
         return self.stored(cid)
 
+    def wait_messages(self, message_ids: list[int], timeout: float = 30) -> None:
+        """Until every one of these messages is committed to MySQL."""
+        from messaging.models import Message
+
+        def all_stored() -> bool:
+            with self.access():
+                return Message.objects.filter(message_id__in=message_ids).count() == len(set(message_ids))
+
+        wait_until(all_stored, timeout, f"{len(message_ids)} messages stored", interval=0.2)
+
 
 @pytest.fixture
 def db_reader(django_db_blocker: Any) -> Db:

@@ -1,7 +1,10 @@
 """`GET /api/search` on the live stack: the index is fed by the persistence workers, so
-each test waits until a reader finds what was sent before it checks what others must
-not find. Every test uses new users: their conversations are theirs alone, so results
-never mix with other tests' messages."""
+each test waits until every message it sent is stored before it searches. Persistence
+writes the index row inside the transaction that stores the message, and a result is
+returned only with its committed `messages` row, so "stored" is "searchable"; waiting
+for one message to be found is not enough, because the others may be in a later batch.
+Every test uses new users: their conversations are theirs alone, so results never mix
+with other tests' messages."""
 
 from typing import Any
 
@@ -10,7 +13,8 @@ import requests
 
 from messaging.conversations import parse_conversation_id
 from tests.client import Socket, User, register, single_cid
-from tests.stack import Stack, wait_until
+from tests.conftest import Db
+from tests.stack import Stack
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -25,21 +29,18 @@ def found(user: User, q: str, **params: Any) -> list[str]:
     return [m["body"] for m in r.json()["results"]]
 
 
-def wait_found(user: User, q: str, body: str, **params: Any) -> None:
-    """Until the index has the message: persistence feeds it after the ack."""
-    wait_until(lambda: body in found(user, q, **params), 30, f"{body!r} found by {q!r}", interval=0.2)
+def send_all(db: Db, sock: Socket, cid: str, bodies: list[str]) -> list[dict[str, Any]]:
+    """Send, and return the acks once every message is stored (and so searchable)."""
+    acks = [sock.ack_for(sock.send_message(cid, body)) for body in bodies]
+    db.wait_messages([int(ack["message_id"]) for ack in acks])
+    return acks
 
 
-def send_all(sock: Socket, cid: str, bodies: list[str]) -> list[dict[str, Any]]:
-    return [sock.ack_for(sock.send_message(cid, body)) for body in bodies]
-
-
-def test_cjk_substrings_and_case_insensitive_words() -> None:
+def test_cjk_substrings_and_case_insensitive_words(db_reader: Db) -> None:
     a, b = register("se"), register("se")
     cid = single_cid(a, b)
     sa = a.ws()
-    send_all(sa, cid, ["我们明天见面吧", "Hello World, see you Tomorrow", "明日会いましょう", "明天"])
-    wait_found(b, "明天见", "我们明天见面吧")
+    send_all(db_reader, sa, cid, ["我们明天见面吧", "Hello World, see you Tomorrow", "明日会いましょう", "明天"])
     assert found(b, "明天见") == ["我们明天见面吧"]  # a substring, not the shorter 明天 message
     assert found(b, "会いま") == ["明日会いましょう"]  # Japanese
     assert found(b, "明天") == ["明天", "我们明天见面吧"]  # newest first
@@ -54,26 +55,23 @@ def test_cjk_substrings_and_case_insensitive_words() -> None:
     assert result == history[result["message_id"]]
 
 
-def test_query_syntax_is_taken_literally() -> None:
+def test_query_syntax_is_taken_literally(db_reader: Db) -> None:
     a, b = register("sq"), register("sq")
     sa = a.ws()
-    send_all(sa, single_cid(a, b), ['quote "me" (now) -minus +plus *star OR'])
-    wait_found(b, "quote", 'quote "me" (now) -minus +plus *star OR')
+    send_all(db_reader, sa, single_cid(a, b), ['quote "me" (now) -minus +plus *star OR'])
     for q in ['"me"', "(now)", "-minus", "+plus", "*star", 'a"b\\', "OR", "(", ")", "*D-", "\\"]:
         assert search(b, q).status_code == 200, q
     assert found(b, "nothing OR quote") == []  # OR is a word here, not an operator
 
 
-def test_foreign_conversations_are_refused_and_never_found() -> None:
+def test_foreign_conversations_are_refused_and_never_found(db_reader: Db) -> None:
     a, b, eve = register("sf"), register("sf"), register("sf")
     cid = single_cid(a, b)
     owner = register("sf")
     g = owner.post("/api/groups", {"name": "secret", "member_ids": [a.id]}).json()
     sa = a.ws()
-    send_all(sa, cid, ["classified briefing"])
-    send_all(sa, g["conversation_id"], ["classified roster"])
-    wait_found(b, "classified", "classified briefing")
-    wait_found(owner, "classified", "classified roster")
+    send_all(db_reader, sa, cid, ["classified briefing"])
+    send_all(db_reader, sa, g["conversation_id"], ["classified roster"])
     assert found(eve, "classified") == []
     assert found(b, "classified") == ["classified briefing"]  # not the group b is not in
     for foreign in (cid, g["conversation_id"]):
@@ -87,17 +85,14 @@ def test_foreign_conversations_are_refused_and_never_found() -> None:
                   else f"s_{a.id}_{b.id}").status_code == 403  # the larger id first: nobody's conversation
 
 
-def test_group_history_before_join_is_not_found() -> None:
+def test_group_history_before_join_is_not_found(db_reader: Db) -> None:
     owner, early, late = register("sg"), register("sg"), register("sg")
     g = owner.post("/api/groups", {"name": "history", "member_ids": [early.id]}).json()
     gcid = g["conversation_id"]
     so = owner.ws()
-    send_all(so, gcid, ["rendezvous before the join", "会議は明日です before"])
-    wait_found(early, "rendezvous", "rendezvous before the join")
-    wait_found(early, "会議", "会議は明日です before")
+    send_all(db_reader, so, gcid, ["rendezvous before the join", "会議は明日です before"])
     assert owner.post(f"/api/groups/{g['id']}/members", {"user_ids": [late.id]}).status_code == 200
-    send_all(so, gcid, ["rendezvous after the join"])
-    wait_found(late, "rendezvous", "rendezvous after the join")
+    send_all(db_reader, so, gcid, ["rendezvous after the join"])
     assert found(late, "rendezvous") == ["rendezvous after the join"]
     assert found(late, "rendezvous", conversation_id=gcid) == ["rendezvous after the join"]
     assert found(late, "会議") == []
@@ -108,13 +103,11 @@ def test_group_history_before_join_is_not_found() -> None:
     assert search(early, "rendezvous", conversation_id=gcid).status_code == 403
 
 
-def test_recalled_and_deleted_for_me_are_not_found() -> None:
+def test_recalled_and_deleted_for_me_are_not_found(db_reader: Db) -> None:
     a, b = register("sr"), register("sr")
     cid = single_cid(a, b)
     sa = a.ws()
-    recalled, hidden, _ = send_all(sa, cid, ["pineapple recalled", "pineapple hidden", "pineapple kept"])
-    wait_found(b, "pineapple", "pineapple recalled")
-    wait_found(b, "pineapple", "pineapple hidden")
+    recalled, hidden, _ = send_all(db_reader, sa, cid, ["pineapple recalled", "pineapple hidden", "pineapple kept"])
     assert a.post(f"/api/messages/{recalled['message_id']}/recall").status_code == 204
     assert b.delete(f"/api/messages/{hidden['message_id']}").status_code == 204
     assert found(b, "pineapple") == ["pineapple kept"]
@@ -126,8 +119,7 @@ def test_search_after_a_recall_that_raced_its_own_persistence(stack: Stack, db_r
     a, b = register("sx"), register("sx")
     cid = single_cid(a, b)
     sa = a.ws()
-    send_all(sa, cid, ["quince first"])
-    wait_found(b, "quince", "quince first")
+    send_all(db_reader, sa, cid, ["quince first"])
     stack.persist_worker.kill()
     try:
         gone = sa.ack_for(sa.send_message(cid, "quince recalled before stored"))
@@ -135,7 +127,6 @@ def test_search_after_a_recall_that_raced_its_own_persistence(stack: Stack, db_r
         after = sa.ack_for(sa.send_message(cid, "quince after"))
     finally:
         stack.persist_worker.start()
-    wait_found(b, "quince", "quince after")
     db_reader.wait_stored(cid, 3)
     assert found(b, "quince") == ["quince after", "quince first"]
     assert after["seq"] == gone["seq"] + 1
@@ -156,13 +147,11 @@ def test_query_and_limit_bounds() -> None:
     assert requests.get(search(a, "x").url).status_code == 401  # no token
 
 
-def test_limit_and_cursor_page_newest_first() -> None:
+def test_limit_and_cursor_page_newest_first(db_reader: Db) -> None:
     a, b = register("sp"), register("sp")
     cid = single_cid(a, b)
     sa = a.ws()
-    acks = send_all(sa, cid, [f"mango number {i}" for i in range(5)] + ["other fruit"])
-    wait_found(b, "mango", "mango number 4")
-    wait_found(b, "mango", "mango number 0")
+    acks = send_all(db_reader, sa, cid, [f"mango number {i}" for i in range(5)] + ["other fruit"])
     first = search(b, "mango", limit=2).json()
     assert [m["body"] for m in first["results"]] == ["mango number 4", "mango number 3"]
     assert first["next"].startswith("http://") and "limit=2" in first["next"] and "q=mango" in first["next"]
@@ -183,8 +172,7 @@ def test_an_edit_reindexes_the_current_body(db_reader) -> None:
     a, b = register("se"), register("se")
     cid = single_cid(a, b)
     sa = a.ws()
-    ack = send_all(sa, cid, ["draft with a typo teh"])[0]
-    wait_found(b, "teh", "draft with a typo teh")
+    ack = send_all(db_reader, sa, cid, ["draft with a typo teh"])[0]
     with db_reader.access():
         Message.objects.filter(message_id=int(ack["message_id"])).update(body="fixed: the 最终版本")
         search_index.search_index_replace(message_id=int(ack["message_id"]), conversation_id=cid, seq=ack["seq"],
@@ -201,8 +189,7 @@ def test_rebuild_command_restores_a_lost_or_stale_index(db_reader) -> None:
     a, b = register("si"), register("si")
     cid = single_cid(a, b)
     sa = a.ws()
-    kept, recalled = send_all(sa, cid, ["nectarine kept 油桃", "nectarine recalled"])
-    wait_found(b, "nectarine", "nectarine recalled")
+    kept, recalled = send_all(db_reader, sa, cid, ["nectarine kept 油桃", "nectarine recalled"])
     assert a.post(f"/api/messages/{recalled['message_id']}/recall").status_code == 204
     with db_reader.access():
         # A stale index: the kept message lost, the recalled one back.
@@ -241,15 +228,12 @@ def test_both_query_plans_find_the_same(db_reader, monkeypatch: pytest.MonkeyPat
     owner, late, other = register("sq"), register("sq"), register("sq")
     g = owner.post("/api/groups", {"name": "plans", "member_ids": [other.id]}).json()
     so, sx = owner.ws(), other.ws()
-    send_all(so, g["conversation_id"], ["tamarind before join"])
-    wait_found(owner, "tamarind", "tamarind before join")
+    send_all(db_reader, so, g["conversation_id"], ["tamarind before join"])
     assert owner.post(f"/api/groups/{g['id']}/members", {"user_ids": [late.id]}).status_code == 200
-    send_all(so, g["conversation_id"], ["tamarind after join 1"])
-    send_all(sx, single_cid(other, owner), ["tamarind not for late"])
-    hidden = send_all(so, g["conversation_id"], ["tamarind hidden by late"])[0]
-    send_all(so, single_cid(late, owner), ["tamarind 1:1 a", "tamarind 1:1 b"])
-    wait_found(late, "tamarind", "tamarind 1:1 b")
-    wait_found(owner, "tamarind", "tamarind not for late")
+    send_all(db_reader, so, g["conversation_id"], ["tamarind after join 1"])
+    send_all(db_reader, sx, single_cid(other, owner), ["tamarind not for late"])
+    hidden = send_all(db_reader, so, g["conversation_id"], ["tamarind hidden by late"])[0]
+    send_all(db_reader, so, single_cid(late, owner), ["tamarind 1:1 a", "tamarind 1:1 b"])
     assert late.delete(f"/api/messages/{hidden['message_id']}").status_code == 204
     monkeypatch.setattr(search_index, "TERM_FIRST_ABOVE", term_first_above)
     monkeypatch.setattr(search_index, "TERM_FIRST_ROWS", term_first_rows)
