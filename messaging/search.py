@@ -317,6 +317,7 @@ def _readable(*, user_id: int, message_ids: list[int], floors: dict[int, int]) -
 
 
 def _floor(conversation_id: str, floors: dict[int, int]) -> int:
-    if conversation_id.startswith("g_"):
-        return floors.get(int(conversation_id[2:]), 2 ** 63)  # not a member (any more): nothing
+    ref = parse_conversation_id(conversation_id)
+    if ref is not None and ref.group_id is not None:
+        return floors.get(ref.group_id, 2 ** 63)  # not a member (any more): nothing
     return 0

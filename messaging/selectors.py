@@ -1,6 +1,6 @@
 """Messaging reads: history, sync and the conversation list."""
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -10,7 +10,7 @@ from django.db import connection
 from accounts.models import Block, User
 from groups.models import GroupMember
 from messaging import sequences
-from messaging.conversations import ConversationRef, group_conversation_id
+from messaging.conversations import ConversationRef, group_conversation_id, parse_conversation_id
 from messaging.models import Conversation, ConversationState, HiddenMessage, Message, MessageMention, Reaction
 
 
@@ -83,13 +83,12 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
         "conversation_id", "read_seq", "muted", "pinned_at")
     states = {cid: read_seq for cid, read_seq, _, _ in state_rows}
     prefs = {cid: (muted, pinned_at) for cid, _, muted, pinned_at in state_rows}
-    singles = [c for c in states if c.startswith("s_")]
+    singles = {cid: ref for cid in states if (ref := parse_conversation_id(cid)) and ref.kind == "single"}
     membership_rows = GroupMember.objects.filter(user_id=user_id, group__dissolved=False).values_list(
         "group_id", "joined_seq", "group__name")  # the name rides on the join already made for `dissolved`
-    memberships = {gid: joined for gid, joined, _ in membership_rows}
-    group_names = {group_conversation_id(gid): name for gid, _, name in membership_rows}
-    groups = {group_conversation_id(gid): joined for gid, joined in memberships.items()}
-    ids = singles + list(groups)
+    group_rows = {group_conversation_id(gid): (gid, name) for gid, _, name in membership_rows}
+    groups = {group_conversation_id(gid): joined for gid, joined, _ in membership_rows}  # the join floors
+    ids = list(singles) + list(groups)
     summaries = {c.conversation_id: c for c in Conversation.objects.filter(conversation_id__in=ids)}
     live = sequences.current_seqs(ids)
     last_ids = [c.last_message_id for c in summaries.values() if c.last_message_id]
@@ -101,7 +100,7 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
     # Only conversations with unread messages can have unread mentions: mostly none, then no query.
     mentions = mentions_unread(user_id=user_id, read_seqs={cid: r for cid, r in read_seqs.items()
                                                            if max_seqs[cid] > r})
-    peer_nicknames = _peer_nicknames(singles)
+    peer_nicknames = _peer_nicknames(singles.values())
     out: list[tuple[bool, int, int, dict[str, Any]]] = []
     for cid in ids:
         summary = summaries.get(cid)
@@ -111,19 +110,18 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
         last_message = last.get(summary.last_message_id) if summary and summary.last_message_id else None
         if last_message is not None and last_message.message_id in hidden:
             last_message = _last_visible(user_id, cid)
+        single = singles.get(cid)
         item: dict[str, Any] = {
-            "conversation_id": cid, "kind": "single" if cid.startswith("s_") else "group",
+            "conversation_id": cid, "kind": "single" if single else "group",
             "max_seq": max_seq, "read_seq": read_seq, "unread": max(0, max_seq - read_seq),
             "unread_mentions": mentions.get(cid, 0),
             "last_message": message_to_dict(last_message) if last_message and last_message.seq > floor else None,
         }
-        if cid.startswith("s_"):
-            a, b = (int(x) for x in cid[2:].split("_"))
-            item["peer_id"] = b if a == user_id else a
+        if single:
+            item["peer_id"] = single.peer_of(user_id)
             item["peer_nickname"] = peer_nicknames.get(item["peer_id"], "")
         else:
-            item["group_id"] = int(cid[2:])
-            item["group_name"] = group_names[cid]
+            item["group_id"], item["group_name"] = group_rows[cid]
         muted, pinned_at = prefs.get(cid, (False, None))
         item["muted"], item["pinned"] = muted, pinned_at is not None
         out.append((pinned_at is not None, pinned_at or 0, summary.last_ts if summary else 0, item))
@@ -133,13 +131,13 @@ def conversation_list(*, user_id: int) -> list[dict[str, Any]]:
     return [row[3] for row in out]
 
 
-def _peer_nicknames(singles: list[str]) -> dict[int, str]:
+def _peer_nicknames(singles: Iterable[ConversationRef]) -> dict[int, str]:
     """user id -> nickname of the caller's 1:1 peers (the caller too: notes-to-self), one
     query; none when there is no 1:1. A blank nickname (users made by commands or the
     admin) shows the username, as registration stores it."""
-    if not singles:
+    ids = {uid for ref in singles for uid in ref.user_ids}
+    if not ids:
         return {}
-    ids = {int(x) for cid in singles for x in cid[2:].split("_")}
     return {uid: nickname or username for uid, nickname, username
             in User.objects.filter(pk__in=ids).values_list("id", "nickname", "username")}
 
