@@ -23,12 +23,11 @@ from redis.exceptions import RedisError
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.tokens import AccessToken
 
-from accounts import selectors as account_selectors
 from accounts.models import User
 from fanout import presence
 from fanout.downstream import Deliveries, control_produce
 from messaging import metrics, protocol, rules, selectors, services
-from messaging.gateway import upstream
+from messaging.gateway import presence_changes, upstream
 from messaging.gateway.runtime import RUNTIME, frame_bucket
 from messaging.protocol import AppError
 
@@ -339,7 +338,7 @@ class ChatConsumer(AsyncWebsocketConsumer):  # type: ignore[misc]  # channels sh
         await presence.watchers_register(new, RUNTIME.gateway_id)
         RUNTIME.connections.presence_answered(new, int(time.time() * 1000))
         online = await presence.online_states(user_ids)
-        last_seen = await _users_last_seen(user_ids)
+        last_seen = await presence_changes.users_last_seen(user_ids)
         for user_id in user_ids:
             await self.send_frame(protocol.presence_frame(user_id, user_id in online, last_seen.get(user_id)))
 
@@ -361,11 +360,6 @@ def _read(user_id: int, conversation_id: str, seq: int) -> int:
 def _typing_allowed(user_id: int, conversation_id: str) -> bool:
     ref = services.conversation_check_access(user_id=user_id, conversation_id=conversation_id)
     return rules.typing_allowed(user_id=user_id, ref=ref)
-
-
-@database_sync_to_async
-def _users_last_seen(user_ids: list[int]) -> dict[int, int | None]:
-    return account_selectors.users_last_seen(user_ids=user_ids)
 
 
 @database_sync_to_async

@@ -67,7 +67,7 @@ async def _publish(batch: dict[int, tuple[bool, int | None, int]]) -> None:
     watchers = await presence.watchers_of(list(batch))
     if not watchers:
         return
-    stored = await _last_seen([uid for uid in watchers if batch[uid][0]])  # online users keep their last one
+    stored = await users_last_seen([uid for uid in watchers if batch[uid][0]])  # online users keep their last one
     deliveries = Deliveries()
     for uid, gateways in watchers.items():
         online, last_seen, at_ms = batch[uid]
@@ -83,7 +83,8 @@ async def _record_last_seen(seen: dict[int, int]) -> None:
     await database_sync_to_async(account_services.users_last_seen_record)(seen=seen)
 
 
-async def _last_seen(user_ids: list[int]) -> dict[int, int | None]:
+async def users_last_seen(user_ids: list[int]) -> dict[int, int | None]:
+    """The stored last_seen of these users (None: never seen offline), from the event loop."""
     if not user_ids:
         return {}
     from messaging.gateway.consumer import database_sync_to_async
