@@ -78,6 +78,21 @@ def test_recall_over_websocket_and_errors(pair: tuple[User, User]) -> None:
     assert sa.request({"type": "recall", "message_id": 5}, "recall")["code"] == "invalid"
 
 
+def test_a_sender_who_left_the_group_can_still_recall_within_the_window() -> None:
+    """docs/protocol.md: leaving right after a message sent by mistake must not make it
+    permanent; an edit, by contrast, needs membership."""
+    owner, leaver = register("rl"), register("rl")
+    g = owner.post("/api/groups", {"name": "oops", "member_ids": [leaver.id]}).json()
+    so, sl = owner.ws(), leaver.ws()
+    ack = sl.ack_for(sl.send_message(g["conversation_id"], "wrong group"))
+    assert so.message()["message_id"] == ack["message_id"]
+    assert leaver.delete(f"/api/groups/{g['id']}/members/{leaver.id}").status_code == 204
+    assert leaver.post(f"/api/messages/{ack['message_id']}/edit", {"body": "fixed"}).status_code == 404
+    assert leaver.post(f"/api/messages/{ack['message_id']}/recall").status_code == 204
+    assert so.wait_for(lambda f: f["type"] == "recall")["message_id"] == ack["message_id"]
+    assert so.sync(g["conversation_id"])[0]["recalled"] is True
+
+
 def test_recall_after_the_window_is_refused(pair: tuple[User, User], db_reader) -> None:
     from messaging.models import Message
 
