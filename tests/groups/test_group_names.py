@@ -6,6 +6,7 @@ from typing import Any
 import pytest
 
 from tests.client import Socket, User, bulk_users, register, single_cid
+from tests.conftest import Db
 
 pytestmark = pytest.mark.usefixtures("stack")
 
@@ -20,13 +21,14 @@ def renamed(sock: Socket, group: dict[str, Any], timeout: float = 10.0) -> dict[
     return sock.wait_for(lambda f: f["type"] == "group_updated" and f["group_id"] == group["id"], timeout)
 
 
-def test_conversation_list_names_groups_and_1to1_peers() -> None:
+def test_conversation_list_names_groups_and_1to1_peers(db_reader: Db) -> None:
     owner, peer = register("gn"), register("gn")
     assert peer.patch("/api/users/me", {"nickname": "Peer Person"}).status_code == 200
     group = create_group(owner, [peer], "book club")
     sock = owner.ws()
-    sock.ack_for(sock.send_message(single_cid(owner, peer), "hi"))
-    sock.ack_for(sock.send_message(owner_self := f"s_{owner.id}_{owner.id}", "note"))
+    hi = sock.ack_for(sock.send_message(single_cid(owner, peer), "hi"))
+    note = sock.ack_for(sock.send_message(owner_self := f"s_{owner.id}_{owner.id}", "note"))
+    db_reader.wait_messages([int(hi["message_id"]), int(note["message_id"])])  # a 1:1 is listed once stored
     items = {c["conversation_id"]: c for c in owner.get("/api/conversations").json()}
     assert items[group["conversation_id"]]["group_name"] == "book club"
     assert items[single_cid(owner, peer)]["peer_nickname"] == "Peer Person"

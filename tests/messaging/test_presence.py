@@ -100,6 +100,7 @@ def test_a_new_subscribe_replaces_the_set() -> None:
     assert sock.wait_for(presence_of(kept), timeout=WITHIN_S)["online"] is True
     assert [f for f in no_presence_frames(sock, 1.0) if f["user_id"] == dropped.id] == []
     subscribe(sock, [])  # an empty list unsubscribes
+    sock.request({"type": "ping"}, "pong")  # frames are handled in order: the unsubscribe is done
     kept_sock.close()
     assert no_presence_frames(sock, 1.5) == []
     dropped_sock.close()

@@ -184,10 +184,11 @@ def test_every_command_has_help(command: str) -> None:
     assert out.returncode == 0 and "usage" in out.stdout.lower()
 
 
-def test_gochat_status_shows_the_live_system() -> None:
+def test_gochat_status_shows_the_live_system(db_reader) -> None:
     a, b = register("st"), register("st")
     sock = a.ws()
     sock.ack_for(sock.send_message(single_cid(a, b), "counted"))
+    db_reader.wait_stored(single_cid(a, b), 1)  # the status counts stored messages
     out = manage("gochat_status")
     assert out.returncode == 0, out.stdout + out.stderr
     for line in ("mysql    ok", "redis    ok", "kafka    ok", "consumer lag", "online users:",

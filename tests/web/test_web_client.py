@@ -20,7 +20,7 @@ from playwright.sync_api import Browser, BrowserContext, Locator, Page, expect, 
 
 from tests.client import PASSWORD, User, register, single_cid
 from tests.conftest import Db
-from tests.stack import Stack, gateway_url
+from tests.stack import Stack, gateway_url, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -191,8 +191,23 @@ def recall_as_moderator(message_id: int, cid: str, seq: int) -> None:
 
 
 def rest_send(user: User, cid: str, body: str) -> None:
+    """Send over REST and return once the message is stored: a page that loads the
+    conversation list only then is sure to list the conversation (a 1:1 is listed from
+    the rows persistence writes with its first message) and to show it as its last."""
     r = user.post("/api/messages", {"conversation_id": cid, "client_msg_id": uuid.uuid4().hex, "body": body})
     assert r.status_code == 202, r.text
+    wait_stored_last(user, cid, body)
+
+
+def wait_stored_last(user: User, cid: str, body: str) -> None:
+    """Until `user`'s conversation list shows `cid` with this last message: it is stored."""
+    def last_body() -> str | None:
+        for item in user.get("/api/conversations").json():
+            if item["conversation_id"] == cid:
+                return (item["last_message"] or {}).get("body")
+        return None
+
+    wait_until(lambda: last_body() == body, 30, f"{body!r} stored in {cid}", interval=0.2)
 
 
 # --- tests -----------------------------------------------------------------------
@@ -378,6 +393,7 @@ def test_html_in_messages_is_shown_as_text(pages: Pages) -> None:
         expect(message(page, script).locator(".msg-body")).to_have_text(script)
         expect(message(page, image).locator(".msg-body")).to_have_text(image)
         assert page.locator("#message-list img, #message-list script, #conversation-list img").count() == 0
+    wait_stored_last(sender, cid, image)  # a reloaded page lists a new 1:1 once it is stored
     sender_page.reload()  # history renders the same way
     conversation_item(sender_page, cid).click()
     expect(message(sender_page, image)).to_be_visible()
@@ -395,6 +411,7 @@ def test_history_pages_backwards_on_scroll(pages: Pages) -> None:
             assert sock.ack_for(cmid)["type"] == "ack"
     finally:
         sock.close()
+    wait_stored_last(reader, cid, "message 70")  # scrolling back reads stored history
 
     page = pages.new()
     sign_in_with_tokens(page, reader)
