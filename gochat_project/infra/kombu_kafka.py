@@ -8,6 +8,9 @@ channel closes. A worker killed in between runs the last interval's tasks again:
 idempotent (a stored message is not stored twice, a chunk pushed twice is dropped by
 clients by its message_id), as with kombu's own commits for the running task.
 
+kombu also naps a second after every poll that returned nothing; here it does not (the
+poll already waits for the next record), so a task is picked up as soon as it is written.
+
 kombu also flushes the producer inside every publish. Within `unflushed_publishes()`
 a publish only hands the message to the producer, and the caller flushes the
 producers it collected when it needs the broker's acknowledgement (logic builds a
@@ -59,6 +62,9 @@ def unflushed_publishes() -> Iterator[UnflushedPublishes]:
         yield publishes
     finally:
         _unflushed.publishes = None
+
+
+ERROR_PAUSE_S = 1.0  # after a consumer error (the broker unreachable): not a busy loop of errors
 
 
 def consumer_config(queue: str, common: dict[str, Any], options: dict[str, Any]) -> dict[str, Any]:
@@ -146,6 +152,7 @@ class Channel(confluentkafka.Channel):
             raise Empty()
         if message.error():
             log.error("%s", message.error())
+            time.sleep(ERROR_PAUSE_S)  # the nap kombu took after every empty poll, now only here
             raise Empty()
         return {**loads(message.value()), "topic": message.topic()}
 
@@ -159,3 +166,8 @@ class Channel(confluentkafka.Channel):
 
 class Transport(confluentkafka.Transport):
     Channel = Channel
+    # kombu sleeps this long after every poll that returned nothing (1 s by default): a
+    # record arriving meanwhile waited for the nap to end, after each quiet spell and after
+    # each short poll that waits for a commit. The poll itself waits for the next record,
+    # so there is nothing to nap for.
+    polling_interval = 0.0

@@ -24,3 +24,16 @@ def test_the_celery_producer_is_idempotent_and_waits_for_every_replica() -> None
     producer = kafka.celery_transport_options()["kafka_producer_config"]
     assert producer["acks"] == "all"
     assert producer["enable.idempotence"] is True
+
+
+def test_workers_do_not_nap_after_an_empty_poll() -> None:
+    """kombu sleeps a second after each empty poll by default; GoChat's transport does not
+    (the figures before and after are in docs/benchmarks.md, "no longer nap")."""
+    from kombu import Connection
+
+    conn = Connection("confluentkafka://127.0.0.1:1", transport="gochat_project.infra.kombu_kafka:Transport",
+                      transport_options=kafka.celery_transport_options())
+    try:
+        assert conn.transport.polling_interval == 0
+    finally:
+        conn.release()
