@@ -92,7 +92,11 @@ class Socket:
         return sock
 
     def send(self, frame: dict[str, Any] | str) -> None:
-        self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))
+        try:
+            self.conn.send(frame if isinstance(frame, str) else json.dumps(frame))
+        except ConnectionClosed as exc:  # the server's close can be noticed by a send too
+            self._closed(exc)
+            raise
 
     def send_message(self, cid: str, body: str, client_msg_id: str | None = None, **extra: Any) -> str:
         cmid = client_msg_id or uuid.uuid4().hex
@@ -105,10 +109,13 @@ class Socket:
         except TimeoutError:
             return False
         except ConnectionClosed as exc:
-            self.close_code = exc.rcvd.code if exc.rcvd else None
+            self._closed(exc)
             raise
         self.frames.append(json.loads(raw))
         return True
+
+    def _closed(self, exc: ConnectionClosed) -> None:
+        self.close_code = exc.rcvd.code if exc.rcvd else None
 
     def wait_for(self, match: Callable[[dict[str, Any]], bool], timeout: float = 10.0) -> dict[str, Any]:
         """The first unconsumed frame matching; consumed so the next wait finds the next one."""
